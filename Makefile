@@ -1,0 +1,65 @@
+# Developer entry points. Every target installs what it needs on a fresh clone:
+# uv from PyPI when it is missing, then the locked dependencies (`uv sync`).
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+APP_DIR := backend-py/app
+TOOLS_DIR := $(CURDIR)/.tools
+
+# `make ingest PATH=docs/` would replace the shell's PATH for every recipe:
+# keep the argument and restore the real search path.
+ifeq ($(origin PATH),command line)
+INGEST_PATH := $(PATH)
+override PATH := $(shell printf '%s' "$$PATH" | grep -q ':' && printf '%s' "$$PATH" || echo /root/.local/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin)
+endif
+
+UV := $(shell command -v uv 2>/dev/null || echo $(TOOLS_DIR)/bin/uv)
+UV_RUN := cd $(APP_DIR) && $(UV) run --frozen
+export UV_PYTHON_DOWNLOADS := never
+
+.PHONY: help init run test lint-backend-py lint-backend-py-ci format-backend-py \
+	format-backend-py-check type-check-backend-py test-backend-py gen-models \
+	db-migrate db-reset token ingest reembed eval bench
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-26s %s\n", $$1, $$2}'
+
+$(TOOLS_DIR)/bin/uv:
+	@echo "uv not found: installing it from PyPI into .tools/"
+	python3 -m venv $(TOOLS_DIR)
+	$(TOOLS_DIR)/bin/pip install --quiet --disable-pip-version-check uv
+
+init: $(UV) ## Install the locked dependencies (uv sync)
+	cd $(APP_DIR) && $(UV) sync --frozen
+
+run: init ## Serve the API (HOST, PORT, WORKERS; embedded Postgres unless DATABASE_URL)
+	$(UV_RUN) python -m src.cli.serve
+
+test: init lint-backend-py-ci format-backend-py-check type-check-backend-py test-backend-py ## Lint, format check, mypy strict, pytest with coverage
+
+lint-backend-py: init ## Ruff lint with fixes
+	$(UV_RUN) ruff check --fix src tests
+
+lint-backend-py-ci: init ## Ruff lint, no fixes
+	$(UV_RUN) ruff check src tests
+
+format-backend-py: init ## Ruff format
+	$(UV_RUN) ruff format src tests
+
+format-backend-py-check: init ## Ruff format check
+	$(UV_RUN) ruff format --check src tests
+
+type-check-backend-py: init ## MyPy (strict)
+	$(UV_RUN) mypy src tests
+
+test-backend-py: init ## Pytest with coverage (fails under 85%)
+	$(UV_RUN) pytest --cov --cov-report=term --cov-report=html $(PYTEST_ARGS)
+
+gen-models: init ## Regenerate domain/entity/models.py from the migrated schema
+	$(UV_RUN) python -m src.cli.db gen-models
+
+db-migrate: init ## Apply pending migrations (embedded DB, or DATABASE_URL)
+	$(UV_RUN) python -m src.cli.db migrate
+
+db-reset: init ## Drop all data of the embedded DB, re-apply migrations and seed.sql
+	$(UV_RUN) python -m src.cli.db reset

@@ -1,0 +1,65 @@
+"""FastAPI application factory and lifespan."""
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+
+from src.controller import health_controller
+from src.infra.db_client import open_database
+from src.infra.logging import configure_logging
+from src.middleware.error_handlers import install_error_handlers
+from src.middleware.request_context import RequestContextMiddleware
+from src.settings import Settings, get_settings
+
+logger = logging.getLogger(__name__)
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """Build the heavy clients once; close them at shutdown."""
+    settings: Settings = app.state.settings
+    database = await open_database(settings)
+    app.state.database = database
+    logger.info("startup complete", extra={"environment": settings.environment})
+    try:
+        yield
+    finally:
+        await database.dispose()
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the application.
+
+    Args:
+        settings: The settings to use; read from the environment when omitted.
+
+    Returns:
+        The FastAPI app (clients are built when its lifespan starts).
+    """
+    settings = settings or get_settings()
+    configure_logging(settings.log_level, json_lines=settings.log_json)
+    app = FastAPI(
+        title="RAG Chat API",
+        version="0.1.0",
+        description="Chat with AI personas over your documents (Supabase + pgvector).",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=settings.cors_origins,
+        allow_credentials=True,
+        allow_methods=["*"],
+        allow_headers=["*"],
+        expose_headers=["X-Request-ID", "Retry-After"],
+    )
+    app.add_middleware(RequestContextMiddleware)
+    install_error_handlers(app)
+    app.include_router(health_controller.router)
+    return app
+
+
+app = create_app()

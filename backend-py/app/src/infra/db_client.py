@@ -1,0 +1,122 @@
+"""Database engine, transactions as a user or as the service, and start-up.
+
+Request code runs in :meth:`Database.user_transaction`: the transaction takes the
+``authenticated`` role with the verified JWT claims in ``request.jwt.claims``, so
+Postgres row-level security enforces what the API checks. Work that must bypass
+RLS (creating ``general_users``, the ingestion worker) uses
+:meth:`Database.service_transaction`, which is named so it stands out in review.
+"""
+
+import asyncio
+import json
+import logging
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+
+from src.infra.embedded_postgres import EmbeddedServer, start_embedded_postgres
+from src.infra.migrations import apply_compat_layer, apply_migrations
+from src.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+_AS_USER_SQL = text(
+    "select set_config('role', 'authenticated', true), "
+    "set_config('request.jwt.claims', :claims, true)"
+)
+
+
+def async_url(url: str) -> str:
+    """A SQLAlchemy URL using the async psycopg driver for any Postgres URL."""
+    for prefix in ("postgresql+psycopg://", "postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url.removeprefix(prefix)
+    return url
+
+
+def libpq_url(url: str) -> str:
+    """A libpq connection string for a SQLAlchemy or plain Postgres URL."""
+    return url.replace("postgresql+psycopg://", "postgresql://", 1)
+
+
+@dataclass
+class Database:
+    """The engine and session factory, built once in the app's lifespan."""
+
+    engine: AsyncEngine
+    embedded: EmbeddedServer | None = None
+    sessionmaker: async_sessionmaker[AsyncSession] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
+
+    @asynccontextmanager
+    async def user_transaction(
+        self, claims: Mapping[str, Any]
+    ) -> AsyncIterator[AsyncSession]:
+        """A transaction as the ``authenticated`` role with these JWT claims.
+
+        Commits when the block ends, rolls back when it raises.
+        """
+        async with self.sessionmaker() as session, session.begin():
+            await session.execute(_AS_USER_SQL, {"claims": json.dumps(claims)})
+            yield session
+
+    @asynccontextmanager
+    async def service_transaction(self) -> AsyncIterator[AsyncSession]:
+        """A transaction as the connecting role: bypasses row-level security."""
+        async with self.sessionmaker() as session, session.begin():
+            yield session
+
+    async def ping(self) -> None:
+        """Run ``select 1``; raises when the database cannot be reached."""
+        async with self.engine.connect() as conn:
+            await conn.execute(text("select 1"))
+
+    async def dispose(self) -> None:
+        """Close every pooled connection."""
+        await self.engine.dispose()
+
+
+def create_engine(url: str, settings: Settings) -> AsyncEngine:
+    """An async engine with the pool, timeouts and statement timeout set."""
+    return create_async_engine(
+        async_url(url),
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_max_overflow,
+        pool_timeout=settings.db_pool_timeout_s,
+        pool_pre_ping=True,
+        connect_args={
+            "connect_timeout": max(1, round(settings.db_connect_timeout_s)),
+            "options": f"-c statement_timeout={settings.db_statement_timeout_ms}",
+            "application_name": "rag-chat-backend",
+        },
+    )
+
+
+def prepare_embedded(settings: Settings) -> EmbeddedServer:
+    """Start the embedded server, make it Supabase-like, apply migrations."""
+    server = start_embedded_postgres(settings.embedded_db_path)
+    apply_compat_layer(server.conninfo())
+    applied = apply_migrations(server.conninfo())
+    if applied:
+        logger.info("applied migrations", extra={"versions": applied})
+    return server
+
+
+async def open_database(settings: Settings) -> Database:
+    """Connect to ``DATABASE_URL``, or to the embedded server when it is unset."""
+    if settings.database_url:
+        logger.info("using DATABASE_URL")
+        return Database(engine=create_engine(settings.database_url, settings))
+    server = await asyncio.to_thread(prepare_embedded, settings)
+    return Database(engine=create_engine(server.url(), settings), embedded=server)

