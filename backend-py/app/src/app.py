@@ -10,6 +10,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from src.controller import health_controller
 from src.infra.db_client import open_database
 from src.infra.logging import configure_logging
+from src.infra.runtime import runtime
 from src.middleware.error_handlers import install_error_handlers
 from src.middleware.request_context import RequestContextMiddleware
 from src.settings import Settings, get_settings
@@ -22,10 +23,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     """Build the heavy clients once; close them at shutdown."""
     settings: Settings = app.state.settings
     database = await open_database(settings)
-    app.state.database = database
-    logger.info("startup complete", extra={"environment": settings.environment})
     try:
-        yield
+        async with runtime(app, settings, database):
+            logger.info("startup complete", extra={"environment": settings.environment})
+            yield
     finally:
         await database.dispose()
 
@@ -59,6 +60,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(RequestContextMiddleware)
     install_error_handlers(app)
     app.include_router(health_controller.router)
+    # -- routers of the API (one line each) --
     return app
 
 

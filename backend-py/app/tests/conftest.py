@@ -23,6 +23,7 @@ from src.app import create_app
 from src.infra.db_client import Database, create_engine, libpq_url
 from src.infra.embedded_postgres import start_embedded_postgres
 from src.infra.migrations import apply_compat_layer, apply_migrations
+from src.infra.runtime import runtime
 from src.settings import Settings
 
 
@@ -114,11 +115,11 @@ def database(engine: AsyncEngine, connection: AsyncConnection) -> Database:
 
 
 @pytest.fixture
-def app(settings: Settings, database: Database) -> FastAPI:
-    """The app with its state set as the lifespan would, on the test transaction."""
+async def app(settings: Settings, database: Database) -> AsyncIterator[FastAPI]:
+    """The app with the clients the lifespan builds, on the test transaction."""
     app = create_app(settings)
-    app.state.database = database
-    return app
+    async with runtime(app, settings, database):
+        yield app
 
 
 @pytest.fixture

@@ -4,6 +4,7 @@ from typing import Annotated, cast
 
 from fastapi import Depends, Request
 
+from src.infra.ai_providers import AIProviders
 from src.infra.db_client import Database
 from src.settings import Settings
 
@@ -18,5 +19,11 @@ def get_database(request: Request) -> Database:
     return cast(Database, request.app.state.database)
 
 
+def get_ai_providers(request: Request) -> AIProviders:
+    """The chat model and embeddings chosen at start-up."""
+    return cast(AIProviders, request.app.state.ai)
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings_from_app)]
 DatabaseDep = Annotated[Database, Depends(get_database)]
+AIProvidersDep = Annotated[AIProviders, Depends(get_ai_providers)]
