@@ -19,7 +19,7 @@ export UV_PYTHON_DOWNLOADS := never
 
 .PHONY: help init run test lint-backend-py lint-backend-py-ci format-backend-py \
 	format-backend-py-check type-check-backend-py test-backend-py gen-models \
-	db-migrate db-reset token ingest reembed eval bench
+	db-migrate db-reset token ingest reembed eval bench bench-knowledge
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-26s %s\n", $$1, $$2}'
@@ -63,3 +63,20 @@ db-migrate: init ## Apply pending migrations (embedded DB, or DATABASE_URL)
 
 db-reset: init ## Drop all data of the embedded DB, re-apply migrations and seed.sql
 	$(UV_RUN) python -m src.cli.db reset
+
+token: init ## Print a dev access token for EMAIL (user created if missing) as the last line
+	@test -n "$(EMAIL)" || { echo "usage: make token EMAIL=alice@example.com" >&2; exit 2; }
+	@$(UV_RUN) python -m src.cli.token --email "$(EMAIL)"
+
+ingest: init ## Load a file or folder into the shared knowledge base (make ingest PATH=docs/)
+	@test -n "$(INGEST_PATH)" || { echo "usage: make ingest PATH=<file or folder>" >&2; exit 2; }
+	$(UV_RUN) python -m src.cli.ingest "$(abspath $(INGEST_PATH))"
+
+reembed: init ## Re-embed every chunk made by another embedding model than the configured one
+	$(UV_RUN) python -m src.cli.reembed
+
+bench-knowledge: init ## Ingestion throughput, hybrid search latency and recall at 100k chunks (own DB in /tmp)
+	$(UV_RUN) python ../../bench/knowledge_bench.py
+
+eval: init ## Retrieval quality (recall@5, MRR) of vector, full-text and hybrid search (own DB in /tmp)
+	$(UV_RUN) python ../../bench/retrieval_eval.py

@@ -7,7 +7,15 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
-from src.controller import health_controller
+from src.controller import (
+    chat_controller,
+    chat_room_controller,
+    document_controller,
+    health_controller,
+    search_controller,
+    user_controller,
+    virtual_user_controller,
+)
 from src.infra.db_client import open_database
 from src.infra.logging import configure_logging
 from src.infra.runtime import runtime
@@ -61,6 +69,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     app.include_router(health_controller.router)
     # -- routers of the API (one line each) --
+    app.include_router(document_controller.router)
+    app.include_router(search_controller.router)
+    app.include_router(user_controller.router)
+    app.include_router(chat_controller.router)
+    app.include_router(chat_room_controller.router)
+    app.include_router(virtual_user_controller.router)
     return app
 
 

@@ -21,6 +21,8 @@ class Settings(BaseSettings):
         env_file=(REPO_ROOT / "env/backend/local.env",),
         env_file_encoding="utf-8",
         extra="ignore",
+        # `OPENAI_API_KEY=` (empty) means unset, not an empty key.
+        env_ignore_empty=True,
         case_sensitive=False,
     )
 
@@ -100,6 +102,7 @@ class Settings(BaseSettings):
     retrieval_text_weight: float = Field(default=1.0, ge=0)
     retrieval_rrf_k: int = Field(default=60, ge=1)
     retrieval_candidates: int = Field(default=40, ge=1)
+    retrieval_text_scan_limit: int = Field(default=200, ge=1)
     hnsw_ef_search: int = Field(default=40, ge=1)
     history_token_budget: int = Field(default=2000, ge=0)
 
@@ -108,6 +111,8 @@ class Settings(BaseSettings):
     worker_poll_interval_s: float = Field(default=5.0, gt=0)
     worker_max_attempts: int = Field(default=5, ge=1)
     worker_concurrency: int = Field(default=1, ge=1)
+    worker_lease_s: float = Field(default=300.0, gt=0)
+    worker_retry_base_s: float = Field(default=10.0, ge=0)
 
     @model_validator(mode="after")
     def _refuse_unsafe_production_values(self) -> Self:

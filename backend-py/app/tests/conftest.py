@@ -8,6 +8,7 @@ with a savepoint, and the outer transaction is rolled back when the test ends.
 
 import os
 import tempfile
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -20,11 +21,13 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from src.app import create_app
+from src.infra.ai_providers import AIProviders, build_ai_providers
 from src.infra.db_client import Database, create_engine, libpq_url
 from src.infra.embedded_postgres import start_embedded_postgres
 from src.infra.migrations import apply_compat_layer, apply_migrations
 from src.infra.runtime import runtime
 from src.settings import Settings
+from tests.factories import auth_headers, create_user, mint_token
 
 
 def make_settings(database_url: str, **overrides: Any) -> Settings:
@@ -83,9 +86,9 @@ class RollbackDatabase(Database):
     @asynccontextmanager
     async def user_transaction(self, claims: Any) -> AsyncIterator[AsyncSession]:
         async with super().user_transaction(claims) as session:
-            try:
-                yield session
-            finally:
+            yield session
+            # Only on success: a rolled-back savepoint already undid the settings.
+            if session.in_transaction():
                 await session.execute(
                     text(
                         "select set_config('role', 'none', true), "
@@ -114,11 +117,28 @@ def database(engine: AsyncEngine, connection: AsyncConnection) -> Database:
     return database
 
 
+@pytest.fixture(scope="session")
+async def ai_providers() -> AsyncIterator[AIProviders]:
+    """The offline AI providers (MiniLM, extractive model), built once a session."""
+    providers = build_ai_providers(
+        Settings(
+            _env_file=None,
+            environment="test",
+            openai_api_key=None,
+            langsmith_tracing=False,
+        )
+    )
+    yield providers
+    await providers.aclose()
+
+
 @pytest.fixture
-async def app(settings: Settings, database: Database) -> AsyncIterator[FastAPI]:
+async def app(
+    settings: Settings, database: Database, ai_providers: AIProviders
+) -> AsyncIterator[FastAPI]:
     """The app with the clients the lifespan builds, on the test transaction."""
     app = create_app(settings)
-    async with runtime(app, settings, database):
+    async with runtime(app, settings, database, ai=ai_providers):
         yield app
 
 
@@ -127,4 +147,31 @@ async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     """An HTTP client speaking to the ASGI app in process."""
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
+        yield c
+
+
+@pytest.fixture
+async def user(connection: AsyncConnection) -> uuid.UUID:
+    """A fresh user (``auth.users`` + ``general_users``), rolled back after the test."""
+    return await create_user(connection)
+
+
+@pytest.fixture
+async def user_token(user: uuid.UUID, connection: AsyncConnection) -> str:
+    """A valid HS256 access token of :func:`user` (with its email claim)."""
+    email = await connection.scalar(
+        text("select email from auth.users where id = :id"), {"id": user}
+    )
+    return mint_token(user, email=email)
+
+
+@pytest.fixture
+async def auth_client(
+    app: FastAPI, user_token: str
+) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client to the app sending :func:`user`'s bearer token."""
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://test", headers=auth_headers(user_token)
+    ) as c:
         yield c

@@ -1,12 +1,24 @@
 """Named dependencies: routes read like sentences."""
 
+from collections.abc import AsyncIterator
 from typing import Annotated, cast
 
-from fastapi import Depends, Request
+from fastapi import Depends, Request, Security
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from src.domain.entity.user import CurrentUser
+from src.gateway.current_user_gateway import CurrentUserGateway
+from src.gateway.llm_gateway import LLMGateway
 from src.infra.ai_providers import AIProviders
 from src.infra.db_client import Database
+from src.middleware.auth_middleware import TokenVerifier, bearer_token
 from src.settings import Settings
+
+bearer_scheme = HTTPBearer(
+    auto_error=False, description="A Supabase access token (JWT)."
+)
+"""Declares the bearer scheme in OpenAPI; the header is parsed by current_user."""
 
 
 def get_settings_from_app(request: Request) -> Settings:
@@ -27,3 +39,48 @@ def get_ai_providers(request: Request) -> AIProviders:
 SettingsDep = Annotated[Settings, Depends(get_settings_from_app)]
 DatabaseDep = Annotated[Database, Depends(get_database)]
 AIProvidersDep = Annotated[AIProviders, Depends(get_ai_providers)]
+
+
+def get_llm_gateway(ai: AIProvidersDep) -> LLMGateway:
+    """Generation with the chat model chosen at start-up (cheap to build)."""
+    return LLMGateway(ai.chat)
+
+
+LLMGatewayDep = Annotated[LLMGateway, Depends(get_llm_gateway)]
+
+
+async def current_user(
+    request: Request,
+    _: Annotated[HTTPAuthorizationCredentials | None, Security(bearer_scheme)],
+) -> CurrentUser:
+    """The verified caller; a first request creates their ``general_users`` row.
+
+    Raises:
+        AuthenticationError: Missing, malformed or invalid token, or unknown user.
+        ForbiddenError: A valid token whose role may not use the API.
+        ServiceUnavailableError: The signing keys could not be fetched.
+    """
+    verifier = cast(TokenVerifier, request.app.state.token_verifier)
+    gateway = cast(CurrentUserGateway, request.app.state.current_user_gateway)
+    user = await verifier.verify(bearer_token(request.headers.get("authorization")))
+    await gateway.ensure_exists(user.id)
+    return user
+
+
+CurrentUserDep = Annotated[CurrentUser, Depends(current_user)]
+
+
+async def user_session(
+    user: CurrentUserDep, database: DatabaseDep
+) -> AsyncIterator[AsyncSession]:
+    """The request's one transaction, as the caller (row-level security applies).
+
+    Commits when the route returns, rolls back when it raises. Scoped to the
+    route function, so the commit happens before the response is sent and a
+    failed commit is an error response, never a 200.
+    """
+    async with database.user_transaction(user.claims) as session:
+        yield session
+
+
+UserSessionDep = Annotated[AsyncSession, Depends(user_session, scope="function")]

@@ -6,13 +6,16 @@ same objects as a served one (only its database is the test's).
 
 import logging
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 
 import httpx
 from fastapi import FastAPI
 
-from src.infra.ai_providers import build_ai_providers
+from src.gateway.current_user_gateway import CurrentUserGateway, KnownUserCache
+from src.infra.ai_providers import AIProviders, open_ai_providers
 from src.infra.db_client import Database
+from src.infra.ingestion_worker import ingestion_worker_running
+from src.middleware.auth_middleware import TokenVerifier
 from src.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -20,15 +23,33 @@ logger = logging.getLogger(__name__)
 
 @asynccontextmanager
 async def runtime(
-    app: FastAPI, settings: Settings, database: Database
+    app: FastAPI,
+    settings: Settings,
+    database: Database,
+    *,
+    ai: AIProviders | None = None,
 ) -> AsyncIterator[None]:
-    """Create the clients on ``app.state`` and close them when the block ends."""
-    async with httpx.AsyncClient(timeout=httpx.Timeout(10.0)) as http_client:
+    """Create the clients on ``app.state`` and close them when the block ends.
+
+    Args:
+        app: The app whose state receives the clients.
+        settings: The settings to build them from.
+        database: The database (the test's transaction in tests).
+        ai: Prebuilt AI providers (tests build the offline ones once); the
+            caller closes them. Built from settings when omitted.
+    """
+    async with (
+        httpx.AsyncClient(timeout=httpx.Timeout(10.0)) as http_client,
+        AsyncExitStack() as stack,
+    ):
         app.state.settings = settings
         app.state.database = database
         app.state.http_client = http_client
         # -- auth (issue 3): token verifier --
+        app.state.token_verifier = TokenVerifier.from_settings(settings, http_client)
+        app.state.current_user_gateway = CurrentUserGateway(database, KnownUserCache())
         # -- AI providers (issue 5): chat model, embeddings, tracing --
-        app.state.ai = build_ai_providers(settings)
+        app.state.ai = await stack.enter_async_context(open_ai_providers(settings, ai))
         # -- knowledge (issue 8): ingestion worker --
-        yield
+        async with ingestion_worker_running(app, settings, database):
+            yield

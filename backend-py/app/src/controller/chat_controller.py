@@ -1,0 +1,92 @@
+"""POST /api/chat and its server-sent-events twin, /api/chat/stream."""
+
+import json
+import logging
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import APIRouter, Depends
+from fastapi.responses import StreamingResponse
+
+from src.controller.dependencies import (
+    AIProvidersDep,
+    CurrentUserDep,
+    DatabaseDep,
+    LLMGatewayDep,
+    SettingsDep,
+)
+from src.domain.entity.chat import ChatRequest, ChatResponse
+from src.domain.errors import DomainError
+from src.usecase.chat_usecase import ChatEvent, ChatUseCase, PreparedTurn
+
+logger = logging.getLogger(__name__)
+
+router = APIRouter(prefix="/api/chat", tags=["chat"])
+
+SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+
+def chat_use_case(
+    user: CurrentUserDep,
+    database: DatabaseDep,
+    ai: AIProvidersDep,
+    llm: LLMGatewayDep,
+    settings: SettingsDep,
+) -> ChatUseCase:
+    """The chat use case for the caller (it opens its own transactions)."""
+    return ChatUseCase(database=database, user=user, ai=ai, llm=llm, settings=settings)
+
+
+ChatUseCaseDep = Annotated[ChatUseCase, Depends(chat_use_case)]
+
+
+@router.post("")
+async def chat(request: ChatRequest, use_case: ChatUseCaseDep) -> ChatResponse:
+    """Send a message and get the AI persona's answer with its sources.
+
+    Without ``chat_room_id`` a new room is created. When generation fails the
+    user message is kept in the history and the answer is 502 or 504.
+    """
+    return await use_case.execute(request)
+
+
+@router.post(
+    "/stream",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/event-stream": {}}}},
+)
+async def chat_stream(
+    request: ChatRequest, use_case: ChatUseCaseDep
+) -> StreamingResponse:
+    """The same turn as server-sent events.
+
+    Events: ``meta`` (room and user message ids), ``sources``, ``token`` deltas,
+    then ``done`` (AI message id, full text, usage) or one ``error`` (message and
+    code) and nothing after it. Room, persona and input errors are answered
+    before the stream starts, with the usual JSON error.
+    """
+    turn = await use_case.prepare(request)
+    return StreamingResponse(
+        _sse(use_case, turn), media_type="text/event-stream", headers=SSE_HEADERS
+    )
+
+
+def format_sse(event: ChatEvent) -> str:
+    """One event in the text/event-stream format."""
+    return f"event: {event.event}\ndata: {json.dumps(event.data)}\n\n"
+
+
+async def _sse(use_case: ChatUseCase, turn: PreparedTurn) -> AsyncIterator[str]:
+    try:
+        async for event in use_case.stream(turn):
+            yield format_sse(event)
+    except DomainError as exc:
+        yield format_sse(ChatEvent("error", {"code": exc.code, "message": exc.message}))
+    except Exception:
+        logger.exception("chat stream failed")
+        yield format_sse(
+            ChatEvent(
+                "error",
+                {"code": "internal_error", "message": "An unexpected error occurred."},
+            )
+        )

@@ -1,0 +1,185 @@
+"""``/api/documents``: add (text or file), list, read and delete documents.
+
+``POST`` takes either a JSON body or a ``multipart/form-data`` upload, told
+apart by ``Content-Type``; both answer 202 with the queued document (200 when
+the caller already has the same content there) and the client polls
+``GET /api/documents/{id}`` until ``status`` is ``ready`` or ``failed``.
+"""
+
+from typing import Annotated, Any, TypeVar
+
+from fastapi import APIRouter, Query, Request, Response, status
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from starlette.datastructures import UploadFile
+
+from src.controller.dependencies import CurrentUserDep, SettingsDep, UserSessionDep
+from src.domain.entity.document import (
+    DocumentCreate,
+    DocumentList,
+    DocumentOut,
+    UserVisibility,
+)
+from src.domain.errors import PayloadTooLargeError, UnsupportedMediaTypeError
+from src.domain.service.document_parsing import SUPPORTED_EXTENSIONS
+from src.gateway.document_gateway import DocumentGateway
+from src.settings import Settings
+from src.usecase.document_usecase import AddedDocument, DocumentUseCase, Upload
+
+router = APIRouter(prefix="/api/documents", tags=["knowledge"])
+
+_MULTIPART_OVERHEAD_BYTES = 64 * 1024
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+
+class UploadForm(BaseModel):
+    """The form fields that come with an uploaded file."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    title: str | None = Field(default=None, min_length=1, max_length=200)
+    visibility: UserVisibility = "private"
+    chat_room_id: int | None = Field(default=None, ge=1)
+
+
+_REQUEST_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {"schema": DocumentCreate.model_json_schema()},
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["file"],
+                    "properties": {
+                        "file": {
+                            "type": "string",
+                            "format": "binary",
+                            "description": "One of " + ", ".join(SUPPORTED_EXTENSIONS),
+                        },
+                        **UploadForm.model_json_schema()["properties"],
+                    },
+                }
+            },
+        },
+    }
+}
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_202_ACCEPTED,
+    openapi_extra=_REQUEST_BODY,
+    responses={
+        200: {"model": DocumentOut, "description": "Already stored"},
+        413: {"description": "File over MAX_UPLOAD_BYTES"},
+        415: {"description": "Unsupported file or body type"},
+        422: {"description": "Invalid body, form field or file content"},
+    },
+)
+async def add_document(
+    request: Request,
+    response: Response,
+    user: CurrentUserDep,
+    session: UserSessionDep,
+    settings: SettingsDep,
+) -> DocumentOut:
+    """Store a document (JSON text or an uploaded file) and queue its indexing."""
+    use_case = DocumentUseCase(DocumentGateway(session))
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media_type == "application/json":
+        body = _validated(DocumentCreate, await request.body())
+        added = await use_case.add_text(user=user, body=body)
+    elif media_type == "multipart/form-data":
+        upload = await _read_upload(request, settings)
+        added = await use_case.add_upload(user=user, upload=upload)
+    else:
+        raise UnsupportedMediaTypeError(
+            "send application/json or a multipart/form-data file upload"
+        )
+    return _respond(added, response)
+
+
+@router.get("")
+async def list_documents(
+    user: CurrentUserDep,
+    session: UserSessionDep,
+    settings: SettingsDep,
+    limit: Annotated[int, Query(ge=1)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> DocumentList:
+    """The caller's documents with their indexing status, newest first."""
+    documents = await DocumentUseCase(DocumentGateway(session)).list_own(
+        user=user, limit=min(limit, settings.max_page_size), offset=offset
+    )
+    return DocumentList(items=[DocumentOut.model_validate(d) for d in documents])
+
+
+@router.get("/{document_id}")
+async def get_document(
+    document_id: int, _: CurrentUserDep, session: UserSessionDep
+) -> DocumentOut:
+    """One document the caller may read (own, shared, or of their rooms)."""
+    document = await DocumentUseCase(DocumentGateway(session)).get(
+        document_id=document_id
+    )
+    return DocumentOut.model_validate(document)
+
+
+@router.delete("/{document_id}", status_code=status.HTTP_204_NO_CONTENT)
+async def delete_document(
+    document_id: int, user: CurrentUserDep, session: UserSessionDep
+) -> None:
+    """Delete one of the caller's documents and its chunks."""
+    await DocumentUseCase(DocumentGateway(session)).delete(
+        user=user, document_id=document_id
+    )
+
+
+def _respond(added: AddedDocument, response: Response) -> DocumentOut:
+    if not added.created:
+        response.status_code = status.HTTP_200_OK
+    return DocumentOut.model_validate(added.document)
+
+
+def _validated(model: type[ModelT], data: bytes | dict[str, Any]) -> ModelT:
+    """Validate a body by hand, reporting errors as FastAPI's own 422 does."""
+    try:
+        if isinstance(data, bytes):
+            return model.model_validate_json(data)
+        return model.model_validate(data)
+    except ValidationError as exc:
+        errors = [{**e, "loc": ("body", *e["loc"])} for e in exc.errors()]
+        raise RequestValidationError(errors) from exc
+
+
+async def _read_upload(request: Request, settings: Settings) -> Upload:
+    declared = int(request.headers.get("content-length") or 0)
+    if declared > settings.max_upload_bytes + _MULTIPART_OVERHEAD_BYTES:
+        raise _too_large(settings)
+    form = await request.form(max_files=1, max_fields=10)
+    file = form.get("file")
+    fields = {k: v for k, v in form.items() if k != "file" and isinstance(v, str)}
+    fields = {k: v for k, v in fields.items() if v != ""}
+    parsed = _validated(UploadForm, fields)
+    if not isinstance(file, UploadFile):
+        raise RequestValidationError(
+            [{"loc": ("body", "file"), "msg": "a file is required", "type": "missing"}]
+        )
+    data = await file.read(settings.max_upload_bytes + 1)
+    if len(data) > settings.max_upload_bytes:
+        raise _too_large(settings)
+    return Upload(
+        filename=file.filename or "upload",
+        content_type=file.content_type,
+        data=data,
+        title=parsed.title,
+        visibility=parsed.visibility,
+        chat_room_id=parsed.chat_room_id,
+    )
+
+
+def _too_large(settings: Settings) -> PayloadTooLargeError:
+    return PayloadTooLargeError(
+        f"files are limited to {settings.max_upload_bytes} bytes"
+    )

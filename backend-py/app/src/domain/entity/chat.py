@@ -1,0 +1,228 @@
+"""Request and response models of the chat API (rooms, members, messages, personas)."""
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Any, Literal, Self
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+from src.domain.entity.knowledge import RetrievedChunk
+
+MAX_MESSAGE_CHARS = 4000
+"""The schema's bound; the configured ``MAX_MESSAGE_CHARS`` may be lower."""
+
+MessageText = Annotated[
+    str,
+    StringConstraints(
+        strip_whitespace=True, min_length=1, max_length=MAX_MESSAGE_CHARS
+    ),
+]
+Title = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)
+]
+
+
+class ChatRequest(BaseModel):
+    """A message to a room (a new room when ``chat_room_id`` is null)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    message: MessageText
+    chat_room_id: int | None = Field(default=None, ge=1)
+    virtual_user_id: int | None = Field(default=None, ge=1)
+
+
+class Source(BaseModel):
+    """A retrieved chunk an answer is based on (cited as [n], n = position + 1)."""
+
+    document_id: int
+    chunk_id: int
+    title: str
+    snippet: str
+    score: float
+
+    @classmethod
+    def from_chunk(cls, chunk: RetrievedChunk) -> "Source":
+        """The citation of a retrieved chunk."""
+        return cls(
+            document_id=chunk.document_id,
+            chunk_id=chunk.chunk_id,
+            title=chunk.title,
+            snippet=chunk.snippet(),
+            score=round(chunk.score, 6),
+        )
+
+
+class ChatResponse(BaseModel):
+    """The saved user message, the AI answer and its sources."""
+
+    chat_room_id: int
+    user_message_id: int
+    ai_message_id: int
+    ai_response: str
+    sources: list[Source]
+
+
+class Sender(BaseModel):
+    """Who wrote a message: a human member or an AI persona."""
+
+    kind: Literal["user", "virtual_user", "system"]
+    id: str | None
+    name: str | None
+
+
+class MessageOut(BaseModel):
+    """A message as members see it in the history."""
+
+    id: int
+    chat_room_id: int
+    role: Literal["user", "assistant", "system"]
+    content: str
+    status: Literal["complete", "failed"]
+    sender: Sender
+    sources: list[Source]
+    created_at: datetime
+
+
+class MessagePage(BaseModel):
+    """A page of history, oldest to newest; ``next_before`` fetches older ones."""
+
+    messages: list[MessageOut]
+    next_before: int | None
+
+
+class PersonaSummary(BaseModel):
+    """The AI persona answering in a room."""
+
+    id: int
+    name: str
+
+
+class RoomMember(BaseModel):
+    """A human member of a room."""
+
+    user_id: uuid.UUID
+    account_name: str
+    display_name: str
+    role: Literal["owner", "member"]
+    joined_at: datetime
+
+
+class RoomOut(BaseModel):
+    """A room as its members see it."""
+
+    id: int
+    title: str
+    created_by: uuid.UUID
+    virtual_user: PersonaSummary | None
+    created_at: datetime
+    updated_at: datetime
+    last_message_at: datetime | None
+    last_message_preview: str | None = None
+    members: list[RoomMember] | None = None
+
+
+class RoomCreate(BaseModel):
+    """A new room."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    title: Title
+    virtual_user_id: int | None = Field(default=None, ge=1)
+
+
+def _refuse_null(model: BaseModel, *fields: str) -> None:
+    for name in fields:
+        if name in model.model_fields_set and getattr(model, name) is None:
+            raise ValueError(f"{name} may not be null")
+
+
+class RoomUpdate(BaseModel):
+    """Rename a room or change its persona (owner only; only the fields given)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    title: Title | None = None
+    virtual_user_id: int | None = Field(default=None, ge=1)
+
+    @model_validator(mode="after")
+    def _title_not_null(self) -> Self:
+        _refuse_null(self, "title")
+        return self
+
+    def changes(self) -> dict[str, Any]:
+        """The fields the client sent (``virtual_user_id: null`` = default persona)."""
+        return self.model_dump(exclude_unset=True)
+
+
+class MemberAdd(BaseModel):
+    """Add a member by id or by account name (exactly one)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    user_id: uuid.UUID | None = None
+    account_name: (
+        Annotated[str, StringConstraints(min_length=1, max_length=64)] | None
+    ) = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> Self:
+        if (self.user_id is None) == (self.account_name is None):
+            raise ValueError("give exactly one of user_id or account_name")
+        return self
+
+
+class PersonaOut(BaseModel):
+    """An AI persona: the admins' (``owner_id`` null) or the user's own."""
+
+    id: int
+    name: str
+    description: str
+    system_prompt: str
+    model: str | None
+    temperature: float | None
+    owner_id: uuid.UUID | None
+    is_default: bool
+    created_at: datetime
+    updated_at: datetime
+
+
+PersonaName = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)
+]
+SystemPrompt = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=8000)
+]
+
+
+class PersonaCreate(BaseModel):
+    """A persona of the user's own."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: PersonaName
+    description: Annotated[str, StringConstraints(max_length=1000)] = ""
+    system_prompt: SystemPrompt
+    model: Annotated[str, StringConstraints(min_length=1, max_length=100)] | None = None
+    temperature: float | None = Field(default=None, ge=0, le=2)
+
+
+class PersonaUpdate(BaseModel):
+    """Change a persona of the user's own (only the fields given)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: PersonaName | None = None
+    description: Annotated[str, StringConstraints(max_length=1000)] | None = None
+    system_prompt: SystemPrompt | None = None
+    model: Annotated[str, StringConstraints(min_length=1, max_length=100)] | None = None
+    temperature: float | None = Field(default=None, ge=0, le=2)
+
+    @model_validator(mode="after")
+    def _required_fields_not_null(self) -> Self:
+        _refuse_null(self, "name", "description", "system_prompt")
+        return self
+
+    def changes(self) -> dict[str, Any]:
+        """The fields the client sent."""
+        return self.model_dump(exclude_unset=True)

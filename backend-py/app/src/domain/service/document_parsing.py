@@ -1,0 +1,191 @@
+"""Turning an uploaded file into the text that is stored and indexed.
+
+Plain text and Markdown are kept as they are; PDF text is extracted page by page
+with pypdf; HTML is reduced to its readable text with BeautifulSoup, headings
+rewritten as Markdown headings so chunking keeps the document's structure.
+"""
+
+import io
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import PurePath
+from typing import Any
+
+from bs4 import BeautifulSoup, Tag
+from pypdf import PdfReader
+from pypdf.errors import PdfReadError
+
+from src.domain.errors import UnprocessableError, UnsupportedMediaTypeError
+
+MIME_BY_EXTENSION = {
+    ".txt": "text/plain",
+    ".text": "text/plain",
+    ".md": "text/markdown",
+    ".markdown": "text/markdown",
+    ".pdf": "application/pdf",
+    ".html": "text/html",
+    ".htm": "text/html",
+}
+SUPPORTED_EXTENSIONS = tuple(MIME_BY_EXTENSION)
+_MIME_ALIASES = {
+    "text/x-markdown": "text/markdown",
+    "application/xhtml+xml": "text/html",
+}
+_UNREADABLE_HTML = ("script", "style", "noscript", "template", "nav", "footer", "svg")
+_HEADING_TAGS = ("h1", "h2", "h3", "h4", "h5", "h6")
+_BLOCK_TAGS = (
+    *("p", "div", "section", "article", "li", "dt", "dd", "tr", "pre"),
+    *("blockquote", "table", "ul", "ol", "dl", "br", "hr", "figure"),
+)
+_BLANK_LINES = re.compile(r"\n{3,}")
+_MAX_TITLE_CHARS = 200
+
+
+@dataclass(frozen=True)
+class ParsedDocument:
+    """The text of a file and what could be learned about it.
+
+    Attributes:
+        title: The document's own title, else the file name without extension.
+        content: The extracted text (Markdown or plain).
+        mime_type: The type the file was read as.
+        metadata: Extra facts (page count of a PDF).
+    """
+
+    title: str
+    content: str
+    mime_type: str
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+def detect_mime_type(filename: str, content_type: str | None) -> str:
+    """The supported type of a file, from its extension or declared type.
+
+    Raises:
+        UnsupportedMediaTypeError: Neither names a supported type.
+    """
+    by_extension = MIME_BY_EXTENSION.get(PurePath(filename).suffix.lower())
+    if by_extension:
+        return by_extension
+    declared = (content_type or "").split(";")[0].strip().lower()
+    declared = _MIME_ALIASES.get(declared, declared)
+    if declared in MIME_BY_EXTENSION.values():
+        return declared
+    raise UnsupportedMediaTypeError(
+        f"cannot read {filename!r}; supported: {', '.join(SUPPORTED_EXTENSIONS)}"
+    )
+
+
+def parse_document(
+    filename: str, data: bytes, content_type: str | None = None
+) -> ParsedDocument:
+    """Extract the text and a title from an uploaded file.
+
+    Args:
+        filename: The uploaded file's name (its extension decides the reader).
+        data: The file's bytes.
+        content_type: The declared media type, used when the extension is unknown.
+
+    Returns:
+        The parsed document.
+
+    Raises:
+        UnsupportedMediaTypeError: The file type is not supported.
+        UnprocessableError: The file is damaged or contains no text.
+    """
+    mime_type = detect_mime_type(filename, content_type)
+    fallback_title = PurePath(filename).stem or "Untitled"
+    parsed = _READERS[mime_type](data, fallback_title)
+    if not parsed.content.strip():
+        raise UnprocessableError(f"{filename!r} contains no text")
+    return parsed
+
+
+def guess_markdown_title(text: str, fallback: str) -> str:
+    """The first top-level Markdown heading, else ``fallback``."""
+    for line in text.splitlines():
+        if line.startswith("# "):
+            return _clip_title(line[2:]) or fallback
+    return fallback
+
+
+def decode_text(data: bytes) -> str:
+    """Decode UTF-8 (with or without BOM), falling back to Windows-1252."""
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        text = data.decode("cp1252", errors="replace")
+    return text.replace("\r\n", "\n").replace("\x00", "")
+
+
+def _read_plain(data: bytes, fallback_title: str) -> ParsedDocument:
+    text = decode_text(data)
+    return ParsedDocument(title=fallback_title, content=text, mime_type="text/plain")
+
+
+def _read_markdown(data: bytes, fallback_title: str) -> ParsedDocument:
+    text = decode_text(data)
+    return ParsedDocument(
+        title=guess_markdown_title(text, fallback_title),
+        content=text,
+        mime_type="text/markdown",
+    )
+
+
+def _read_pdf(data: bytes, fallback_title: str) -> ParsedDocument:
+    try:
+        reader = PdfReader(io.BytesIO(data))
+        if reader.is_encrypted:
+            raise UnprocessableError("the PDF is encrypted")
+        pages = [page.extract_text() or "" for page in reader.pages]
+        title = reader.metadata.title if reader.metadata else None
+    except (PdfReadError, ValueError, KeyError, TypeError) as exc:
+        raise UnprocessableError(f"the PDF cannot be read: {exc}") from exc
+    content = "\n\n".join(page.strip() for page in pages if page.strip())
+    return ParsedDocument(
+        title=_clip_title(title or "") or fallback_title,
+        content=content.replace("\x00", ""),
+        mime_type="application/pdf",
+        metadata={"page_count": len(pages)},
+    )
+
+
+def _read_html(data: bytes, fallback_title: str) -> ParsedDocument:
+    soup = BeautifulSoup(data, "html.parser")
+    title_tag = soup.find("title")
+    first_h1 = soup.find("h1")
+    title = _clip_title(title_tag.get_text(" ") if title_tag else "") or _clip_title(
+        first_h1.get_text(" ") if first_h1 else ""
+    )
+    for tag in soup.find_all(_UNREADABLE_HTML):
+        tag.decompose()
+    for heading in soup.find_all(_HEADING_TAGS):
+        _rewrite_heading_as_markdown(heading)
+    for block in soup.find_all(_BLOCK_TAGS):
+        block.insert_after("\n")
+    root = soup.find("main") or soup.find("body") or soup
+    text = root.get_text()
+    lines = (" ".join(line.split()) for line in text.splitlines())
+    content = _BLANK_LINES.sub("\n\n", "\n".join(lines)).strip()
+    return ParsedDocument(
+        title=title or fallback_title, content=content, mime_type="text/html"
+    )
+
+
+def _rewrite_heading_as_markdown(heading: Tag) -> None:
+    level = int(heading.name[1])
+    text = " ".join(heading.get_text(" ").split()).rstrip("¶ ")
+    heading.replace_with(f"\n\n{'#' * level} {text}\n\n")
+
+
+def _clip_title(text: str) -> str:
+    return " ".join(text.split()).strip(" ¶")[:_MAX_TITLE_CHARS]
+
+
+_READERS: dict[str, Callable[[bytes, str], ParsedDocument]] = {
+    "text/plain": _read_plain,
+    "text/markdown": _read_markdown,
+    "application/pdf": _read_pdf,
+    "text/html": _read_html,
+}

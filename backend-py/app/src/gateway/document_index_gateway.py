@@ -1,0 +1,371 @@
+"""The indexing side of ``documents``: claims, chunk replacement, failures.
+
+Used by the ingestion worker and the CLIs in a service transaction (chunks have
+no write policy for users). Every write after a claim is fenced on the claim
+(``status = 'processing'``, the ``attempts`` value the claim set, and the
+``content_hash`` that was indexed): a worker whose claim went stale, or whose
+document was edited or deleted meanwhile, changes nothing.
+"""
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, cast
+
+import psycopg
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from src.domain.service.chunking import Chunk
+
+MAX_ERROR_CHARS = 2000
+
+_FAIL_EXHAUSTED_SQL = text("""
+update public.documents
+   set status = 'failed',
+       error = coalesce(error || ' ', '')
+               || '(indexing did not finish after ' || attempts || ' attempts)'
+ where status = 'processing' and next_attempt_at <= now() and attempts >= :max
+""")
+
+_CLAIM_SQL = text("""
+update public.documents d
+   set status = 'processing',
+       attempts = d.attempts + 1,
+       next_attempt_at = now() + make_interval(secs => :lease_s)
+  from (
+    select id
+      from public.documents
+     where status in ('pending', 'processing')
+       and next_attempt_at <= now()
+       and (cast(:only_ids as bigint[]) is null or id = any(:only_ids))
+     order by next_attempt_at, id
+     limit 1
+       for update skip locked
+  ) due
+ where d.id = due.id
+returning d.id, d.title, d.content, d.content_hash, d.indexed_hash,
+          d.embedding_model, d.attempts
+""")
+
+_CLAIM_FENCE = """
+   id = :id and status = 'processing' and attempts = :attempts
+   and content_hash = :content_hash
+"""
+
+_RENEW_SQL = text(f"""
+update public.documents
+   set next_attempt_at = now() + make_interval(secs => :lease_s)
+ where {_CLAIM_FENCE}
+returning id
+""")  # noqa: S608 - constant fragment
+
+_LOCK_CLAIMED_SQL = text(f"""
+select id from public.documents where {_CLAIM_FENCE} for update
+""")  # noqa: S608 - constant fragment
+
+_MARK_READY_SQL = text("""
+update public.documents
+   set status = 'ready', error = null, next_attempt_at = now(),
+       indexed_hash = :content_hash, embedding_model = :model,
+       chunk_count = (select count(*) from public.document_chunks
+                       where document_id = :id)
+ where id = :id
+""")
+
+_DELETE_CHUNKS_SQL = text("delete from public.document_chunks where document_id = :id")
+
+_COPY_CHUNKS_SQL = (
+    "copy public.document_chunks (document_id, chunk_index, content, heading_path,"
+    " token_count, embedding, embedding_model, ts_config) from stdin"
+)
+
+_RECORD_FAILURE_SQL = text(f"""
+update public.documents
+   set status = case when attempts >= :max then 'failed' else 'pending' end,
+       error = :error,
+       next_attempt_at = now() + make_interval(secs => :retry_in_s)
+ where {_CLAIM_FENCE}
+returning status
+""")  # noqa: S608 - constant fragment
+
+_RELEASE_SQL = text(f"""
+update public.documents
+   set status = 'pending', attempts = greatest(attempts - 1, 0),
+       next_attempt_at = now()
+ where {_CLAIM_FENCE}
+""")  # noqa: S608 - constant fragment
+
+_REUSABLE_EMBEDDINGS_SQL = text("""
+select heading_path, content, embedding::text as embedding
+  from public.document_chunks
+ where document_id = :id and embedding_model = :model
+""")
+
+
+_FIND_SHARED_SQL = text("""
+select id, content_hash, status from public.documents
+ where owner_id is null and source = :source
+ order by id limit 1
+   for update
+""")
+
+_INSERT_SHARED_SQL = text("""
+insert into public.documents (owner_id, title, content, source, mime_type, metadata)
+values (null, :title, :content, :source, :mime_type, cast(:metadata as jsonb))
+returning id
+""")
+
+_UPDATE_SHARED_SQL = text("""
+update public.documents
+   set title = :title, content = :content, mime_type = :mime_type,
+       metadata = cast(:metadata as jsonb)
+ where id = :id
+""")
+
+_REQUEUE_FAILED_SQL = text("""
+update public.documents
+   set status = 'pending', error = null, attempts = 0, next_attempt_at = now()
+ where id = :id
+""")
+
+_STATUSES_SQL = text("""
+select id, status, error, chunk_count from public.documents where id = any(:ids)
+""")
+
+UpsertOutcome = Literal["added", "updated", "unchanged", "requeued"]
+
+
+@dataclass(frozen=True)
+class ClaimedDocument:
+    """A document a worker holds until it is ready, failed or released.
+
+    Attributes:
+        id: ``documents.id``.
+        title: The title (for logs).
+        content: The text to index.
+        content_hash: The hash of ``content`` (the fence for every later write).
+        indexed_hash: The hash the current chunks were built from.
+        embedding_model: The model of the current chunks.
+        attempts: The attempt number this claim is (its fencing token).
+    """
+
+    id: int
+    title: str
+    content: str
+    content_hash: str
+    indexed_hash: str | None
+    embedding_model: str | None
+    attempts: int
+
+    def is_indexed_with(self, model: str) -> bool:
+        """Whether the current chunks already match this content and model."""
+        return self.indexed_hash == self.content_hash and self.embedding_model == model
+
+    def fence(self) -> dict[str, object]:
+        """The parameters that identify this claim in a statement."""
+        return {
+            "id": self.id,
+            "attempts": self.attempts,
+            "content_hash": self.content_hash,
+        }
+
+
+@dataclass(frozen=True)
+class EmbeddedChunk:
+    """A chunk with its embedding in pgvector's text form."""
+
+    chunk: Chunk
+    embedding: str
+
+
+class DocumentIndexGateway:
+    """Queue operations and chunk writes, in a service transaction."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def claim_next(
+        self,
+        *,
+        lease_s: float,
+        max_attempts: int,
+        only_ids: Sequence[int] | None = None,
+    ) -> ClaimedDocument | None:
+        """Claim the next due document (pending, or processing with a stale claim).
+
+        Stale claims that used up their attempts are marked failed first.
+
+        Args:
+            lease_s: How long the claim holds before another worker may take it.
+            max_attempts: Attempts after which a stale claim is given up.
+            only_ids: Restrict the claim to these documents.
+
+        Returns:
+            The claimed document, or None when nothing is due.
+        """
+        await self._session.execute(_FAIL_EXHAUSTED_SQL, {"max": max_attempts})
+        ids = list(only_ids) if only_ids is not None else None
+        row = (
+            await self._session.execute(
+                _CLAIM_SQL, {"lease_s": lease_s, "only_ids": ids}
+            )
+        ).first()
+        if row is None:
+            return None
+        return ClaimedDocument(
+            id=row.id,
+            title=row.title,
+            content=row.content,
+            content_hash=row.content_hash,
+            indexed_hash=row.indexed_hash,
+            embedding_model=row.embedding_model,
+            attempts=row.attempts,
+        )
+
+    async def renew_claim(self, claim: ClaimedDocument, *, lease_s: float) -> bool:
+        """Extend the claim; False when it was lost (edited, deleted, taken)."""
+        params = {**claim.fence(), "lease_s": lease_s}
+        return (await self._session.execute(_RENEW_SQL, params)).first() is not None
+
+    async def reusable_embeddings(
+        self, claim: ClaimedDocument, *, model: str
+    ) -> dict[tuple[str, str], str]:
+        """Embeddings of the current chunks by (heading path, content)."""
+        rows = await self._session.execute(
+            _REUSABLE_EMBEDDINGS_SQL, {"id": claim.id, "model": model}
+        )
+        return {(r.heading_path, r.content): r.embedding for r in rows}
+
+    async def mark_unchanged_ready(self, claim: ClaimedDocument, *, model: str) -> bool:
+        """Mark ready without touching the chunks (they match already)."""
+        if not await self._lock_claimed(claim):
+            return False
+        await self._session.execute(
+            _MARK_READY_SQL,
+            {"id": claim.id, "content_hash": claim.content_hash, "model": model},
+        )
+        return True
+
+    async def replace_chunks(
+        self,
+        claim: ClaimedDocument,
+        chunks: Sequence[EmbeddedChunk],
+        *,
+        model: str,
+        ts_config: str,
+    ) -> bool:
+        """Swap the document's chunks for these and mark it ready, atomically.
+
+        Returns:
+            False (and nothing written) when the claim no longer holds, e.g. the
+            content was edited during indexing and the document is queued again.
+        """
+        if not await self._lock_claimed(claim):
+            return False
+        await self._session.execute(_DELETE_CHUNKS_SQL, {"id": claim.id})
+        await self._copy_chunks(claim.id, chunks, model=model, ts_config=ts_config)
+        await self._session.execute(
+            _MARK_READY_SQL,
+            {"id": claim.id, "content_hash": claim.content_hash, "model": model},
+        )
+        return True
+
+    async def record_failure(
+        self,
+        claim: ClaimedDocument,
+        *,
+        error: str,
+        max_attempts: int,
+        retry_in_s: float,
+    ) -> str | None:
+        """Queue a retry after ``retry_in_s``, or fail for good after the last try.
+
+        Returns:
+            The new status (``pending`` or ``failed``); None when the claim was lost.
+        """
+        params = {
+            **claim.fence(),
+            "error": error[:MAX_ERROR_CHARS],
+            "max": max_attempts,
+            "retry_in_s": retry_in_s,
+        }
+        row = (await self._session.execute(_RECORD_FAILURE_SQL, params)).first()
+        return None if row is None else str(row.status)
+
+    async def release_claim(self, claim: ClaimedDocument) -> None:
+        """Give the document back at once (the attempt does not count)."""
+        await self._session.execute(_RELEASE_SQL, claim.fence())
+
+    async def upsert_shared(  # noqa: PLR0913 - the columns of a shared document
+        self,
+        *,
+        source: str,
+        title: str,
+        content: str,
+        content_hash: str,
+        mime_type: str,
+        metadata: dict[str, Any],
+    ) -> tuple[int, UpsertOutcome]:
+        """Add or update the shared (admin) document loaded from ``source``.
+
+        Unchanged content is left alone (a failed one is queued again); changed
+        content is re-queued by the ``documents_prepare`` trigger.
+        """
+        values = {
+            "source": source,
+            "title": title,
+            "content": content,
+            "mime_type": mime_type,
+            "metadata": json.dumps(metadata),
+        }
+        row = (await self._session.execute(_FIND_SHARED_SQL, values)).first()
+        if row is None:
+            inserted = await self._session.execute(_INSERT_SHARED_SQL, values)
+            return int(inserted.scalar_one()), "added"
+        if row.content_hash != content_hash:
+            await self._session.execute(_UPDATE_SHARED_SQL, {**values, "id": row.id})
+            return int(row.id), "updated"
+        if row.status == "failed":
+            await self._session.execute(_REQUEUE_FAILED_SQL, {"id": row.id})
+            return int(row.id), "requeued"
+        return int(row.id), "unchanged"
+
+    async def statuses(self, document_ids: Sequence[int]) -> list[Any]:
+        """``id, status, error, chunk_count`` of these documents."""
+        rows = await self._session.execute(_STATUSES_SQL, {"ids": list(document_ids)})
+        return list(rows.all())
+
+    async def _lock_claimed(self, claim: ClaimedDocument) -> bool:
+        row = (await self._session.execute(_LOCK_CLAIMED_SQL, claim.fence())).first()
+        return row is not None
+
+    async def _copy_chunks(
+        self,
+        document_id: int,
+        chunks: Sequence[EmbeddedChunk],
+        *,
+        model: str,
+        ts_config: str,
+    ) -> None:
+        connection = await self._session.connection()
+        raw = await connection.get_raw_connection()
+        driver = cast("psycopg.AsyncConnection[Any]", raw.driver_connection)
+        async with (
+            driver.cursor() as cursor,
+            cursor.copy(_COPY_CHUNKS_SQL) as copy,
+        ):
+            for item in chunks:
+                chunk = item.chunk
+                await copy.write_row(
+                    (
+                        document_id,
+                        chunk.index,
+                        chunk.content,
+                        chunk.heading_path,
+                        chunk.token_count,
+                        item.embedding,
+                        model,
+                        ts_config,
+                    )
+                )

@@ -1,0 +1,96 @@
+"""AI personas (``virtual_users``): the admins' and the user's own."""
+
+import uuid
+from typing import Any
+
+from sqlalchemy import delete, insert, update
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col, select
+
+from src.domain.entity.models import UserProfiles, VirtualUsers
+
+
+class VirtualUserGateway:
+    """Personas visible to the caller (RLS: admin-provided ones and their own)."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def list_visible(self, user_id: uuid.UUID) -> list[VirtualUsers]:
+        """Admin personas (the default first), then the user's own."""
+        statement = (
+            select(VirtualUsers)
+            .where(
+                (col(VirtualUsers.owner_id).is_(None))
+                | (col(VirtualUsers.owner_id) == user_id)
+            )
+            .order_by(
+                col(VirtualUsers.owner_id).is_not(None),
+                col(VirtualUsers.is_default).desc(),
+                col(VirtualUsers.name),
+                col(VirtualUsers.id),
+            )
+        )
+        return list((await self.session.scalars(statement)).all())
+
+    async def get(self, persona_id: int) -> VirtualUsers | None:
+        """A persona the caller can read (RLS: admin, own, or their room's)."""
+        statement = select(VirtualUsers).where(col(VirtualUsers.id) == persona_id)
+        return (await self.session.scalars(statement)).first()
+
+    async def get_visible(
+        self, persona_id: int, user_id: uuid.UUID
+    ) -> VirtualUsers | None:
+        """A persona the user may pick for a new room (admin or own), or None."""
+        statement = select(VirtualUsers).where(
+            col(VirtualUsers.id) == persona_id,
+            (col(VirtualUsers.owner_id).is_(None))
+            | (col(VirtualUsers.owner_id) == user_id),
+        )
+        return (await self.session.scalars(statement)).first()
+
+    async def default_for(self, user_id: uuid.UUID) -> VirtualUsers | None:
+        """The user's preferred persona, else the admins' default, else None."""
+        preferred = (
+            select(VirtualUsers)
+            .join(
+                UserProfiles,
+                col(UserProfiles.default_virtual_user_id) == col(VirtualUsers.id),
+            )
+            .where(col(UserProfiles.user_id) == user_id)
+        )
+        persona = (await self.session.scalars(preferred)).first()
+        if persona is not None:
+            return persona
+        admin_default = select(VirtualUsers).where(
+            col(VirtualUsers.is_default), col(VirtualUsers.owner_id).is_(None)
+        )
+        return (await self.session.scalars(admin_default)).first()
+
+    async def create(
+        self, *, owner_id: uuid.UUID, fields: dict[str, Any]
+    ) -> VirtualUsers:
+        """A persona owned by ``owner_id``."""
+        statement = (
+            insert(VirtualUsers)
+            .values(owner_id=owner_id, **fields)
+            .returning(VirtualUsers)
+        )
+        return (await self.session.scalars(statement)).one()
+
+    async def update(self, persona_id: int, changes: dict[str, Any]) -> VirtualUsers:
+        """Apply ``changes`` and return the persona."""
+        statement = (
+            update(VirtualUsers)
+            .where(col(VirtualUsers.id) == persona_id)
+            .values(**changes)
+            .returning(VirtualUsers)
+            .execution_options(populate_existing=True)
+        )
+        return (await self.session.scalars(statement)).one()
+
+    async def delete(self, persona_id: int) -> None:
+        """Delete a persona; rooms using it fall back to the default."""
+        await self.session.execute(
+            delete(VirtualUsers).where(col(VirtualUsers.id) == persona_id)
+        )

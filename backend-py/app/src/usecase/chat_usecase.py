@@ -1,0 +1,335 @@
+"""ChatUseCase: one chat turn, from the user's message to the saved AI answer.
+
+A turn runs in short transactions as the user (row-level security applies),
+with the model call outside any of them:
+
+1. get or create the room, check membership, save the user message and read the
+   recent history — committed, so the user message is kept whatever happens to
+   generation;
+2. retrieve knowledge (the user's own, shared and the room's documents);
+3. generate, holding no database connection (a model call takes seconds);
+4. save the AI message with its sources, model, usage and latency.
+
+Steps 2-4 are one LangSmith trace (when tracing is on) with the room, message,
+user and persona as metadata and retrieval as a child run.
+
+A failed or interrupted generation stores no AI message: the user sees their own
+message in the history and an error, never a silent partial answer.
+"""
+
+from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from typing import Any
+
+from langchain_core.messages import BaseMessage
+
+from src.domain.entity.chat import ChatRequest, ChatResponse, Source
+from src.domain.entity.knowledge import RetrievedChunk
+from src.domain.entity.models import ChatRooms, VirtualUsers
+from src.domain.entity.user import CurrentUser
+from src.domain.errors import NotFoundError, UnprocessableError
+from src.domain.service.prompt_builder import HistoryMessage, build_chat_messages
+from src.gateway.chat_room_gateway import ChatRoomGateway
+from src.gateway.embeddings_gateway import EmbeddingsGateway
+from src.gateway.llm_gateway import Generation, LLMGateway
+from src.gateway.message_gateway import MessageGateway, MessageView
+from src.gateway.virtual_user_gateway import VirtualUserGateway
+from src.infra.ai_providers import AIProviders
+from src.infra.db_client import Database
+from src.infra.tracing import TraceRun
+from src.settings import Settings
+from src.usecase.chat_room_usecase import check_room_quota
+
+HISTORY_MESSAGES = 30
+ROOM_TITLE_CHARS = 60
+FALLBACK_SYSTEM_PROMPT = (
+    "You are a helpful assistant. Answer from the provided context and cite "
+    "sources as [n]; say so when the context does not contain the answer."
+)
+
+
+@dataclass(frozen=True)
+class Persona:
+    """The AI persona answering a turn."""
+
+    id: int | None
+    name: str
+    system_prompt: str
+    model: str | None
+    temperature: float | None
+
+    @classmethod
+    def of(cls, row: VirtualUsers | None) -> "Persona":
+        """The persona of a row, or the built-in fallback when there is none."""
+        if row is None:
+            return cls(None, "Assistant", FALLBACK_SYSTEM_PROMPT, None, None)
+        return cls(row.id, row.name, row.system_prompt, row.model, row.temperature)
+
+
+@dataclass(frozen=True)
+class PreparedTurn:
+    """A turn whose user message is committed, ready for retrieval and generation."""
+
+    chat_room_id: int
+    user_message_id: int
+    question: str
+    persona: Persona
+    history: list[HistoryMessage]
+
+
+@dataclass(frozen=True)
+class ChatEvent:
+    """One server-sent event of a streamed turn."""
+
+    event: str
+    data: dict[str, Any]
+
+
+def citations(sources: list[RetrievedChunk]) -> list[Source]:
+    """The retrieved chunks as the API shows them ([n] is position + 1)."""
+    return [Source.from_chunk(chunk) for chunk in sources]
+
+
+def room_title(message: str) -> str:
+    """A room title from the first line of its first message."""
+    first_line = message.strip().splitlines()[0].strip()
+    if len(first_line) <= ROOM_TITLE_CHARS:
+        return first_line
+    return first_line[:ROOM_TITLE_CHARS].rsplit(" ", 1)[0].rstrip() + "…"
+
+
+def to_history(messages: list[MessageView]) -> list[HistoryMessage]:
+    """Completed user and assistant messages, as the prompt builder takes them."""
+    return [
+        HistoryMessage(
+            role="user" if m.role == "user" else "assistant",
+            content=m.content,
+            sender_name=m.sender_name if m.role == "user" else None,
+        )
+        for m in messages
+        if m.status == "complete" and m.role in ("user", "assistant")
+    ]
+
+
+class ChatUseCase:
+    """Coordinates rooms, personas, messages, retrieval and the LLM for one turn."""
+
+    def __init__(
+        self,
+        *,
+        database: Database,
+        user: CurrentUser,
+        ai: AIProviders,
+        llm: LLMGateway,
+        settings: Settings,
+    ) -> None:
+        self.database = database
+        self.user = user
+        self.ai = ai
+        self.llm = llm
+        self.settings = settings
+
+    async def execute(self, request: ChatRequest) -> ChatResponse:
+        """Run a whole turn and return the saved answer with its sources."""
+        turn = await self.prepare(request)
+        async with self._trace(turn) as run:
+            sources = await self._retrieve(turn)
+            generation = await self.llm.generate(
+                self._prompt(turn, sources),
+                model=turn.persona.model,
+                temperature=turn.persona.temperature,
+            )
+            ai_message_id = await self._save_answer(turn, sources, generation)
+            run.add_metadata(ai_message_id=ai_message_id)
+            run.record(answer=generation.text)
+        return ChatResponse(
+            chat_room_id=turn.chat_room_id,
+            user_message_id=turn.user_message_id,
+            ai_message_id=ai_message_id,
+            ai_response=generation.text,
+            sources=citations(sources),
+        )
+
+    async def prepare(self, request: ChatRequest) -> PreparedTurn:
+        """Save the user message in its room, committed as one transaction.
+
+        Raises:
+            NotFoundError: The room or persona is not one the user may use.
+            UnprocessableError: The message is over the configured limit, the
+                persona asked for does not match the room's, or the room quota
+                is reached.
+        """
+        self._check_length(request.message)
+        async with self.database.user_transaction(self.user.claims) as session:
+            rooms = ChatRoomGateway(session)
+            personas = VirtualUserGateway(session)
+            room, persona = await self._room_and_persona(rooms, personas, request)
+            messages = MessageGateway(session)
+            user_message = await messages.create(
+                chat_room_id=room.id,
+                role="user",
+                content=request.message,
+                sender_user_id=self.user.id,
+            )
+            history = await messages.page(
+                room.id, before=user_message.id, limit=HISTORY_MESSAGES
+            )
+        return PreparedTurn(
+            chat_room_id=room.id,
+            user_message_id=user_message.id,
+            question=request.message,
+            persona=persona,
+            history=to_history(history),
+        )
+
+    async def stream(self, turn: PreparedTurn) -> AsyncIterator[ChatEvent]:
+        """Answer a prepared turn as events: meta, sources, tokens, done.
+
+        A provider failure raises after the tokens sent so far; the AI message
+        is saved only when generation completed.
+        """
+        yield ChatEvent(
+            "meta",
+            {
+                "chat_room_id": turn.chat_room_id,
+                "user_message_id": turn.user_message_id,
+            },
+        )
+        async with self._trace(turn) as run:
+            sources = await self._retrieve(turn)
+            yield ChatEvent(
+                "sources", {"sources": [s.model_dump() for s in citations(sources)]}
+            )
+            generation: Generation | None = None
+            async for event in self.llm.stream(
+                self._prompt(turn, sources),
+                model=turn.persona.model,
+                temperature=turn.persona.temperature,
+            ):
+                if event.generation is not None:
+                    generation = event.generation
+                elif event.delta:
+                    yield ChatEvent("token", {"delta": event.delta})
+            if generation is None:  # pragma: no cover - the gateway always ends so
+                raise RuntimeError("the LLM stream ended without a final generation")
+            ai_message_id = await self._save_answer(turn, sources, generation)
+            run.add_metadata(ai_message_id=ai_message_id)
+            run.record(answer=generation.text)
+        yield ChatEvent(
+            "done",
+            {
+                "ai_message_id": ai_message_id,
+                "ai_response": generation.text,
+                "usage": generation.usage,
+                "model": generation.model,
+            },
+        )
+
+    def _trace(self, turn: PreparedTurn) -> AbstractAsyncContextManager[TraceRun]:
+        return self.ai.tracing.chat_trace(
+            metadata={
+                "room_id": turn.chat_room_id,
+                "message_id": turn.user_message_id,
+                "user_id": str(self.user.id),
+                "persona": turn.persona.name,
+                "persona_id": turn.persona.id,
+            },
+            inputs={"question": turn.question},
+        )
+
+    async def _retrieve(self, turn: PreparedTurn) -> list[RetrievedChunk]:
+        k = self.settings.retrieval_k
+        async with (
+            self.ai.tracing.retrieval_span(
+                query=turn.question, metadata={"k": k}
+            ) as span,
+            self.database.user_transaction(self.user.claims) as session,
+        ):
+            sources = await EmbeddingsGateway(
+                session, self.ai.embeddings, self.ai.embedding_model_name, self.settings
+            ).search(query=turn.question, k=k, chat_room_id=turn.chat_room_id)
+            span.record_sources(sources)
+        return sources
+
+    def _prompt(
+        self, turn: PreparedTurn, sources: list[RetrievedChunk]
+    ) -> list[BaseMessage]:
+        return build_chat_messages(
+            system_prompt=turn.persona.system_prompt,
+            question=turn.question,
+            sources=sources,
+            history=turn.history,
+            history_token_budget=self.settings.history_token_budget,
+        )
+
+    def _check_length(self, message: str) -> None:
+        limit = self.settings.max_message_chars
+        if len(message) > limit:
+            raise UnprocessableError(f"message: at most {limit} characters allowed")
+
+    async def _room_and_persona(
+        self,
+        rooms: ChatRoomGateway,
+        personas: VirtualUserGateway,
+        request: ChatRequest,
+    ) -> tuple[ChatRooms, Persona]:
+        if request.chat_room_id is None:
+            return await self._new_room(rooms, personas, request)
+        view = await rooms.get_for_member(request.chat_room_id, self.user.id)
+        room = view.room
+        if request.virtual_user_id not in (None, room.virtual_user_id):
+            raise UnprocessableError(
+                "virtual_user_id: this room already has its persona; change it with "
+                f"PATCH /api/chat-rooms/{room.id}"
+            )
+        row = (
+            await personas.get(room.virtual_user_id)
+            if room.virtual_user_id is not None
+            else await personas.default_for(room.created_by)
+        )
+        return room, Persona.of(row)
+
+    async def _new_room(
+        self,
+        rooms: ChatRoomGateway,
+        personas: VirtualUserGateway,
+        request: ChatRequest,
+    ) -> tuple[ChatRooms, Persona]:
+        await check_room_quota(rooms, self.user.id, self.settings)
+        if request.virtual_user_id is not None:
+            row = await personas.get_visible(request.virtual_user_id, self.user.id)
+            if row is None:
+                raise NotFoundError(f"Virtual user {request.virtual_user_id} not found")
+        else:
+            row = await personas.default_for(self.user.id)
+        room = await rooms.create(
+            title=room_title(request.message),
+            owner_id=self.user.id,
+            virtual_user_id=row.id if row is not None else None,
+        )
+        return room, Persona.of(row)
+
+    async def _save_answer(
+        self,
+        turn: PreparedTurn,
+        sources: list[RetrievedChunk],
+        generation: Generation,
+    ) -> int:
+        metadata = {
+            "sources": [s.model_dump() for s in citations(sources)],
+            "model": generation.model,
+            "usage": generation.usage,
+            "latency_ms": generation.latency_ms,
+            "persona": {"id": turn.persona.id, "name": turn.persona.name},
+            "reply_to": turn.user_message_id,
+        }
+        async with self.database.user_transaction(self.user.claims) as session:
+            message = await MessageGateway(session).create(
+                chat_room_id=turn.chat_room_id,
+                role="assistant",
+                content=generation.text,
+                sender_virtual_user_id=turn.persona.id,
+                metadata=metadata,
+            )
+            return message.id

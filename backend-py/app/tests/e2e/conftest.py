@@ -1,0 +1,137 @@
+"""End-to-end fixtures: a real ``uvicorn`` process serving the API.
+
+The server runs ``python -m src.cli.serve`` (what ``make run`` runs) against a
+database of its own on the test server, so its committed data never meets the
+rolled-back tests.
+"""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import psycopg
+import pytest
+
+from src.infra.db_client import libpq_url
+from src.infra.migrations import apply_compat_layer, apply_migrations
+from tests.factories import auth_headers, mint_token
+
+APP_DIR = Path(__file__).parents[2]
+E2E_DATABASE = "ragchat_e2e"
+START_TIMEOUT_S = 60.0
+
+
+@pytest.fixture(scope="session")
+def e2e_database_url(database_url: str) -> Iterator[str]:
+    """A migrated database for the servers, dropped at the end of the session."""
+    admin = libpq_url(database_url)
+    if "/postgres?" not in admin:
+        pytest.skip("end-to-end tests create a database next to the embedded one")
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f"drop database if exists {E2E_DATABASE} with (force)")
+        conn.execute(f"create database {E2E_DATABASE}")
+    url = admin.replace("/postgres?", f"/{E2E_DATABASE}?")
+    apply_compat_layer(url)
+    apply_migrations(url)
+    yield url
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f"drop database if exists {E2E_DATABASE} with (force)")
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class ApiServer:
+    """``python -m src.cli.serve`` in a subprocess, with its own environment."""
+
+    def __init__(self, database_url: str, **env: str) -> None:
+        self.port = free_port()
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.database_url = database_url
+        self.env = {
+            **os.environ,
+            "ENVIRONMENT": "test",
+            "DATABASE_URL": database_url,
+            "HOST": "127.0.0.1",
+            "PORT": str(self.port),
+            "WORKERS": "1",
+            "LOG_LEVEL": "WARNING",
+            "OPENAI_API_KEY": "",
+            "LANGSMITH_TRACING": "false",
+            **env,
+        }
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        """Start the server and wait until it is ready."""
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "src.cli.serve"],
+            cwd=APP_DIR,
+            env=self.env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                stderr = (
+                    self.process.stderr.read().decode() if self.process.stderr else ""
+                )
+                raise RuntimeError(f"the server exited:\n{stderr[-3000:]}")
+            try:
+                if httpx.get(f"{self.base_url}/health/ready", timeout=1).is_success:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.2)
+        self.stop()
+        raise RuntimeError("the server did not become ready")
+
+    def stop(self) -> int | None:
+        """SIGTERM (graceful shutdown) and wait; returns the exit code."""
+        if self.process is None:
+            return None
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        return self.process.returncode
+
+    def new_user(self) -> tuple[uuid.UUID, dict[str, str]]:
+        """A new user in the server's database and their auth header."""
+        user_id = uuid.uuid4()
+        with psycopg.connect(self.database_url) as conn:
+            conn.execute(
+                "insert into auth.users (id, email, aud, role) "
+                "values (%s, %s, 'authenticated', 'authenticated')",
+                (user_id, f"e2e-{user_id.hex[:10]}@example.com"),
+            )
+        return user_id, auth_headers(mint_token(user_id))
+
+    def query(self, sql: str, *params: object) -> list[tuple[object, ...]]:
+        """Rows of a query on the server's database (as the service)."""
+        with psycopg.connect(self.database_url) as conn:
+            return conn.execute(sql.encode(), params).fetchall()
+
+
+@pytest.fixture(scope="module")
+def offline_server(e2e_database_url: str) -> Iterator[ApiServer]:
+    """The API with the offline providers, as ``make run`` serves it."""
+    server = ApiServer(e2e_database_url)
+    server.start()
+    yield server
+    server.stop()

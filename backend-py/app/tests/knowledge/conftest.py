@@ -1,0 +1,228 @@
+"""Fixtures of the knowledge tests: the real offline embeddings, a worker, helpers."""
+
+import json
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+
+from src.gateway.embeddings_gateway import EmbeddingsGateway, vector_literal
+from src.infra.ai_providers import AIProviders
+from src.infra.db_client import Database
+from src.infra.embeddings.minilm import MiniLMEmbeddings
+from src.infra.ingestion_worker import IngestionWorker
+from src.settings import Settings
+
+
+@pytest.fixture(scope="session")
+def embeddings(ai_providers: AIProviders) -> MiniLMEmbeddings:
+    """The offline MiniLM model of the session's providers (loaded once)."""
+    assert isinstance(ai_providers.embeddings, MiniLMEmbeddings)
+    return ai_providers.embeddings
+
+
+@pytest.fixture(scope="session")
+def knowledge_settings(settings: Settings) -> Settings:
+    """Test settings with immediate retries and small chunks."""
+    return settings.model_copy(
+        update={
+            "worker_retry_base_s": 0.0,
+            "worker_max_attempts": 3,
+            "chunk_size": 400,
+            "chunk_overlap": 40,
+        }
+    )
+
+
+@dataclass(frozen=True)
+class Knowledge:
+    """What a retrieval test works with, in one fixture."""
+
+    connection: AsyncConnection
+    database: Database
+    worker: IngestionWorker
+    embeddings: MiniLMEmbeddings
+    settings: Settings
+
+    def search_as(
+        self, user_id: uuid.UUID, settings: Settings | None = None
+    ) -> AbstractAsyncContextManager[EmbeddingsGateway]:
+        """An :class:`EmbeddingsGateway` in ``user_id``'s transaction."""
+        return retrieval_as(
+            self.database, user_id, self.embeddings, settings or self.settings
+        )
+
+
+@pytest.fixture
+def kb(
+    connection: AsyncConnection,
+    database: Database,
+    worker: IngestionWorker,
+    embeddings: MiniLMEmbeddings,
+    knowledge_settings: Settings,
+) -> Knowledge:
+    """The connection, database, worker, model and settings of a test."""
+    return Knowledge(connection, database, worker, embeddings, knowledge_settings)
+
+
+@pytest.fixture
+def worker(
+    database: Database, embeddings: MiniLMEmbeddings, knowledge_settings: Settings
+) -> IngestionWorker:
+    """A worker on the test's transaction, driven by the test (never started)."""
+    return IngestionWorker(
+        database=database,
+        embeddings=embeddings,
+        embedding_model_name=embeddings.model_name,
+        settings=knowledge_settings,
+    )
+
+
+async def insert_document(
+    connection: AsyncConnection,
+    *,
+    owner_id: uuid.UUID | None,
+    title: str,
+    content: str,
+    visibility: str = "private",
+    chat_room_id: int | None = None,
+) -> int:
+    """Insert a document as the service (as an admin in the dashboard would)."""
+    result = await connection.execute(
+        text(
+            "insert into public.documents "
+            "(owner_id, title, content, visibility, chat_room_id) "
+            "values (:owner, :title, :content, :visibility, :room) returning id"
+        ),
+        {
+            "owner": owner_id,
+            "title": title,
+            "content": content,
+            "visibility": visibility,
+            "room": chat_room_id,
+        },
+    )
+    return int(result.scalar_one())
+
+
+async def document_row(connection: AsyncConnection, document_id: int) -> Any:
+    """The document's indexing columns."""
+    result = await connection.execute(
+        text(
+            "select status, error, attempts, chunk_count, embedding_model, "
+            "indexed_hash, content_hash from public.documents where id = :id"
+        ),
+        {"id": document_id},
+    )
+    return result.one()
+
+
+async def chunk_rows(connection: AsyncConnection, document_id: int) -> list[Any]:
+    """The document's chunks in order."""
+    result = await connection.execute(
+        text(
+            "select id, chunk_index, content, heading_path, token_count, "
+            "embedding_model from public.document_chunks "
+            "where document_id = :id order by chunk_index"
+        ),
+        {"id": document_id},
+    )
+    return list(result.all())
+
+
+async def insert_chunks(
+    connection: AsyncConnection,
+    document_id: int,
+    rows: Sequence[tuple[str, Sequence[float]]],
+    *,
+    model: str,
+) -> None:
+    """Insert chunks with given vectors and mark the document ready."""
+    for index, (content, vector) in enumerate(rows):
+        await connection.execute(
+            text(
+                "insert into public.document_chunks (document_id, chunk_index, "
+                "content, token_count, embedding, embedding_model) values "
+                "(:doc, :index, :content, 1, cast(:vector as extensions.vector), "
+                ":model)"
+            ),
+            {
+                "doc": document_id,
+                "index": index,
+                "content": content,
+                "vector": vector_literal(vector),
+                "model": model,
+            },
+        )
+    await connection.execute(
+        text(
+            "update public.documents set status = 'ready', chunk_count = :n, "
+            "embedding_model = :model, indexed_hash = content_hash where id = :id"
+        ),
+        {"n": len(rows), "model": model, "id": document_id},
+    )
+
+
+async def create_room(connection: AsyncConnection, owner: uuid.UUID) -> int:
+    """A chat room with its owner as member (as the service)."""
+    room = (
+        await connection.execute(
+            text(
+                "insert into public.chat_rooms (title, created_by) "
+                "values ('room', :owner) returning id"
+            ),
+            {"owner": owner},
+        )
+    ).scalar_one()
+    await add_member(connection, int(room), owner, role="owner")
+    return int(room)
+
+
+async def add_member(
+    connection: AsyncConnection, room: int, user: uuid.UUID, role: str = "member"
+) -> None:
+    """Add a user to a room (as the service)."""
+    await connection.execute(
+        text(
+            "insert into public.user_chats (chat_room_id, user_id, role) "
+            "values (:room, :user, :role)"
+        ),
+        {"room": room, "user": user, "role": role},
+    )
+
+
+def claims_of(user_id: uuid.UUID) -> dict[str, Any]:
+    """The JWT claims a user transaction runs with."""
+    return {"sub": str(user_id), "role": "authenticated"}
+
+
+@asynccontextmanager
+async def retrieval_as(
+    database: Database,
+    user_id: uuid.UUID,
+    embeddings: MiniLMEmbeddings,
+    settings: Settings,
+    *,
+    model: str | None = None,
+) -> AsyncIterator[EmbeddingsGateway]:
+    """An :class:`EmbeddingsGateway` in a user transaction (RLS applies)."""
+    async with database.user_transaction(claims_of(user_id)) as session:
+        yield EmbeddingsGateway(
+            session, embeddings, model or embeddings.model_name, settings
+        )
+
+
+async def as_user(session: AsyncSession, user_id: uuid.UUID) -> None:
+    """Switch a session to the authenticated role of ``user_id``."""
+    await session.execute(
+        text(
+            "select set_config('role', 'authenticated', true), "
+            "set_config('request.jwt.claims', :claims, true)"
+        ),
+        {"claims": json.dumps(claims_of(user_id))},
+    )

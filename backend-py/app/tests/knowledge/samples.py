@@ -1,0 +1,60 @@
+"""Small files of each supported type, built in memory."""
+
+
+def make_pdf(lines: list[str], *, title: str | None = None) -> bytes:
+    """A valid one-page PDF showing ``lines`` in Helvetica (xref offsets exact)."""
+    text_ops = " ".join(
+        f"({line.replace('(', '[').replace(')', ']')}) Tj T*" for line in lines
+    )
+    stream = f"BT /F1 12 Tf 14 TL 72 720 Td {text_ops} ET".encode()
+    info = f"<< /Title ({title}) >>".encode() if title else b"<< >>"
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] "
+        b"/Resources << /Font << /F1 4 0 R >> >> /Contents 5 0 R >>",
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+        b"<< /Length %d >>\nstream\n" % len(stream) + stream + b"\nendstream",
+        info,
+    ]
+    out = bytearray(b"%PDF-1.4\n")
+    offsets = []
+    for number, body in enumerate(objects, start=1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n" % number + body + b"\nendobj\n"
+    xref_at = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    out += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
+    out += (
+        b"trailer\n<< /Size %d /Root 1 0 R /Info 6 0 R >>\nstartxref\n%d\n%%%%EOF\n"
+        % (len(objects) + 1, xref_at)
+    )
+    return bytes(out)
+
+
+MARKDOWN = """# Gardening guide
+
+How to keep plants healthy.
+
+## Watering
+
+Water tomatoes deeply twice a week, early in the morning.
+
+## Pruning
+
+Remove suckers from tomato plants to focus growth on fruit.
+"""
+
+HTML = """<!doctype html>
+<html><head><title>Bicycle maintenance</title><style>p {color: red}</style></head>
+<body><nav>Home | About</nav>
+<main>
+<h1>Bicycle maintenance</h1>
+<p>Keep the <b>chain</b> clean and lubricated every 300 kilometres.</p>
+<h2>Brakes</h2>
+<p>Replace brake pads when the groove is worn away.</p>
+<script>console.log("not content")</script>
+</main></body></html>
+"""
+
+PLAIN = "Quarterly report.\n\nRevenue grew by twelve percent in the northern region.\n"
