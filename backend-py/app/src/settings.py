@@ -31,6 +31,8 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8000
     workers: int = Field(default=1, ge=1)
+    shutdown_grace_s: int = Field(default=10, ge=0)
+    """On SIGTERM, how long in-flight requests and streams may still run."""
     log_level: str = "INFO"
     log_json: bool = True
     cors_origins: list[str] = Field(default_factory=lambda: ["http://localhost:3000"])

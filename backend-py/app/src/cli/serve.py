@@ -16,7 +16,7 @@ def main() -> None:
         log_config=None,
         proxy_headers=True,
         access_log=False,  # RequestContextMiddleware writes one line per request
-        timeout_graceful_shutdown=10,
+        timeout_graceful_shutdown=settings.shutdown_grace_s,
     )
 
 

@@ -1,5 +1,19 @@
-"""POST /api/chat and its server-sent-events twin, /api/chat/stream."""
+"""POST /api/chat and its server-sent-events twin, /api/chat/stream.
 
+Shutdown: on SIGTERM uvicorn stops accepting connections and gives in-flight
+requests and streams ``SHUTDOWN_GRACE_S`` to finish; most turns end within it.
+A turn still running when it runs out is cancelled, and then:
+
+* a plain request is answered 503 (``service_unavailable``, ``Retry-After``)
+  instead of a dropped connection;
+* a stream ends with one ``error`` event (same code) and a proper end of the
+  response, instead of being cut silently.
+
+Either way the user message is kept (it was committed before generation) and no
+partial AI message is stored; the client sends the message again.
+"""
+
+import asyncio
 import json
 import logging
 from collections.abc import AsyncIterator
@@ -16,7 +30,7 @@ from src.controller.dependencies import (
     SettingsDep,
 )
 from src.domain.entity.chat import ChatRequest, ChatResponse
-from src.domain.errors import DomainError
+from src.domain.errors import DomainError, ServiceUnavailableError
 from src.usecase.chat_usecase import ChatEvent, ChatUseCase, PreparedTurn
 
 logger = logging.getLogger(__name__)
@@ -26,7 +40,7 @@ router = APIRouter(prefix="/api/chat", tags=["chat"])
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
-def chat_use_case(
+async def chat_use_case(
     user: CurrentUserDep,
     database: DatabaseDep,
     ai: AIProvidersDep,
@@ -39,15 +53,34 @@ def chat_use_case(
 
 ChatUseCaseDep = Annotated[ChatUseCase, Depends(chat_use_case)]
 
+RETRY_AFTER_SHUTDOWN_S = 2
+
+
+def shutting_down() -> ServiceUnavailableError:
+    """The error of a turn cancelled because the server is stopping."""
+    return ServiceUnavailableError(
+        "The server is restarting; send the message again.",
+        headers={"Retry-After": str(RETRY_AFTER_SHUTDOWN_S)},
+    )
+
 
 @router.post("")
 async def chat(request: ChatRequest, use_case: ChatUseCaseDep) -> ChatResponse:
     """Send a message and get the AI persona's answer with its sources.
 
     Without ``chat_room_id`` a new room is created. When generation fails the
-    user message is kept in the history and the answer is 502 or 504.
+    user message is kept in the history and the answer is 502 or 504; when
+    the server shuts down before the answer is ready, it is 503.
     """
-    return await use_case.execute(request)
+    try:
+        return await use_case.execute(request)
+    except asyncio.CancelledError:
+        # Only the server cancels a plain request (its shutdown grace ran out):
+        # answer instead of dropping the connection.
+        task = asyncio.current_task()
+        if task is not None:
+            task.uncancel()
+        raise shutting_down() from None
 
 
 @router.post(
@@ -62,8 +95,9 @@ async def chat_stream(
 
     Events: ``meta`` (room and user message ids), ``sources``, ``token`` deltas,
     then ``done`` (AI message id, full text, usage) or one ``error`` (message and
-    code) and nothing after it. Room, persona and input errors are answered
-    before the stream starts, with the usual JSON error.
+    code) and nothing after it, also when the server shuts down mid-stream.
+    Room, persona and input errors are answered before the stream starts, with
+    the usual JSON error.
     """
     turn = await use_case.prepare(request)
     return StreamingResponse(
@@ -89,4 +123,12 @@ async def _sse(use_case: ChatUseCase, turn: PreparedTurn) -> AsyncIterator[str]:
                 "error",
                 {"code": "internal_error", "message": "An unexpected error occurred."},
             )
+        )
+    except asyncio.CancelledError:
+        # The server's shutdown grace ran out (or the client left, and then
+        # nobody reads this): end with an error event rather than a cut. The
+        # request task itself stays cancelled; only this generator ends.
+        error = shutting_down()
+        yield format_sse(
+            ChatEvent("error", {"code": error.code, "message": error.message})
         )

@@ -1,4 +1,8 @@
-"""Named dependencies: routes read like sentences."""
+"""Named dependencies: routes read like sentences.
+
+Dependencies are ``async def`` even when they only read ``app.state``: FastAPI
+runs a plain ``def`` dependency in its thread pool, a thread hop per request.
+"""
 
 from collections.abc import AsyncIterator
 from typing import Annotated, cast
@@ -21,17 +25,17 @@ bearer_scheme = HTTPBearer(
 """Declares the bearer scheme in OpenAPI; the header is parsed by current_user."""
 
 
-def get_settings_from_app(request: Request) -> Settings:
+async def get_settings_from_app(request: Request) -> Settings:
     """The settings the app was built with."""
     return cast(Settings, request.app.state.settings)
 
 
-def get_database(request: Request) -> Database:
+async def get_database(request: Request) -> Database:
     """The database built in the lifespan."""
     return cast(Database, request.app.state.database)
 
 
-def get_ai_providers(request: Request) -> AIProviders:
+async def get_ai_providers(request: Request) -> AIProviders:
     """The chat model and embeddings chosen at start-up."""
     return cast(AIProviders, request.app.state.ai)
 
@@ -41,7 +45,7 @@ DatabaseDep = Annotated[Database, Depends(get_database)]
 AIProvidersDep = Annotated[AIProviders, Depends(get_ai_providers)]
 
 
-def get_llm_gateway(ai: AIProvidersDep) -> LLMGateway:
+async def get_llm_gateway(ai: AIProvidersDep) -> LLMGateway:
     """Generation with the chat model chosen at start-up (cheap to build)."""
     return LLMGateway(ai.chat)
 

@@ -5,7 +5,18 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, and_, delete, func, insert, update
+from sqlalchemy import (
+    Row,
+    and_,
+    bindparam,
+    case,
+    delete,
+    func,
+    insert,
+    or_,
+    true,
+    update,
+)
 from sqlalchemy import select as select_columns
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -22,6 +33,61 @@ from src.domain.errors import NotFoundError
 
 PREVIEW_CHARS = 120
 
+_ROOMS = ChatRooms.metadata.tables["chat_rooms"]
+_MEMBERS = ChatRooms.metadata.tables["user_chats"]
+_PERSONAS = ChatRooms.metadata.tables["virtual_users"]
+_PROFILES = ChatRooms.metadata.tables["user_profiles"]
+# Core statements on the tables, built once (the chat turn's hot path).
+_ADMIN_DEFAULT = and_(_PERSONAS.c.is_default, _PERSONAS.c.owner_id.is_(None))
+_CREATOR_PREFERENCE = (
+    select_columns(_PROFILES.c.default_virtual_user_id)
+    .where(_PROFILES.c.user_id == _ROOMS.c.created_by)
+    .correlate(_ROOMS)
+    .scalar_subquery()
+)
+_ANSWERING_PERSONA = (
+    select_columns(
+        _PERSONAS.c.id,
+        _PERSONAS.c.name,
+        _PERSONAS.c.system_prompt,
+        _PERSONAS.c.model,
+        _PERSONAS.c.temperature,
+    )
+    .where(
+        case(
+            (
+                _ROOMS.c.virtual_user_id.is_not(None),
+                _PERSONAS.c.id == _ROOMS.c.virtual_user_id,
+            ),
+            else_=or_(_PERSONAS.c.id == _CREATOR_PREFERENCE, _ADMIN_DEFAULT),
+        )
+    )
+    .order_by(_ADMIN_DEFAULT)  # the creator's preference before the default
+    .limit(1)
+    .lateral("persona")
+)
+_TURN_ROOM = (
+    select_columns(
+        _ROOMS.c.id,
+        _ROOMS.c.virtual_user_id,
+        _ANSWERING_PERSONA.c.id.label("persona_id"),
+        _ANSWERING_PERSONA.c.name,
+        _ANSWERING_PERSONA.c.system_prompt,
+        _ANSWERING_PERSONA.c.model,
+        _ANSWERING_PERSONA.c.temperature,
+    )
+    .select_from(
+        _ROOMS.join(
+            _MEMBERS,
+            and_(
+                _MEMBERS.c.chat_room_id == _ROOMS.c.id,
+                _MEMBERS.c.user_id == bindparam("user_id"),
+            ),
+        ).outerjoin(_ANSWERING_PERSONA, true())
+    )
+    .where(_ROOMS.c.id == bindparam("room_id"))
+)
+
 
 @dataclass(frozen=True)
 class RoomView:
@@ -30,6 +96,23 @@ class RoomView:
     room: ChatRooms
     persona_name: str | None
     last_message_preview: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TurnRoom:
+    """A room a chat turn posts to, with the persona that answers in it.
+
+    The persona columns are None when no persona applies (or the caller may
+    not read it): the built-in assistant answers then.
+    """
+
+    id: int
+    virtual_user_id: int | None
+    persona_id: int | None
+    persona_name: str | None
+    system_prompt: str | None
+    model: str | None
+    temperature: float | None
 
 
 class ChatRoomGateway:
@@ -56,6 +139,22 @@ class ChatRoomGateway:
         if row is None:
             raise NotFoundError(f"Chat room {room_id} not found")
         return RoomView(room=row[0], persona_name=row[1])
+
+    async def for_turn(self, room_id: int, user_id: uuid.UUID) -> TurnRoom:
+        """The room, if ``user_id`` is a member, and its answering persona.
+
+        One statement: the room's persona when it has one, else its creator's
+        preferred persona, else the admins' default (what
+        ``VirtualUserGateway.get`` and ``default_for`` would return).
+
+        Raises:
+            NotFoundError: No such room, or the user is not in it.
+        """
+        params = {"room_id": room_id, "user_id": user_id}
+        row = (await self.session.execute(_TURN_ROOM, params)).first()
+        if row is None:
+            raise NotFoundError(f"Chat room {room_id} not found")
+        return TurnRoom(*row)
 
     async def list_for_user(self, user_id: uuid.UUID, limit: int) -> list[RoomView]:
         """The user's rooms, newest activity first, with a last-message preview."""

