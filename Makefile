@@ -19,7 +19,7 @@ export UV_PYTHON_DOWNLOADS := never
 
 .PHONY: help init run test lint-backend-py lint-backend-py-ci format-backend-py \
 	format-backend-py-check type-check-backend-py test-backend-py gen-models \
-	db-migrate db-reset token ingest reembed eval bench bench-knowledge
+	db-migrate db-reset docker-lint token ingest reembed eval bench bench-knowledge
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-26s %s\n", $$1, $$2}'
@@ -61,6 +61,9 @@ gen-models: init ## Regenerate domain/entity/models.py from the migrated schema
 db-migrate: init ## Apply pending migrations (embedded DB, or DATABASE_URL)
 	$(UV_RUN) python -m src.cli.db migrate
 
+docker-lint: init ## Lint backend-py/Dockerfile with hadolint (installed from PyPI)
+	cd $(APP_DIR) && $(UV) run --frozen hadolint ../Dockerfile
+
 db-reset: init ## Drop all data of the embedded DB, re-apply migrations and seed.sql
 	$(UV_RUN) python -m src.cli.db reset
 
@@ -77,6 +80,14 @@ reembed: init ## Re-embed every chunk made by another embedding model than the c
 
 bench-knowledge: init ## Ingestion throughput, hybrid search latency and recall at 100k chunks (own DB in /tmp)
 	$(UV_RUN) python ../../bench/knowledge_bench.py
+
+# `make bench`: the load benchmark (BENCH_ARGS, e.g. "--connections 100
+# --duration 60"), then the knowledge benchmark at BENCH_CHUNKS chunks (20000
+# by default here; 100000 is the full run of `make bench-knowledge`).
+BENCH_CHUNKS ?= 20000
+bench: init ## Load benchmark (chat vs /health -> bench/results/load.md), then the knowledge benchmark at BENCH_CHUNKS=20000
+	$(UV_RUN) python ../../bench/load_bench.py $(BENCH_ARGS)
+	$(UV_RUN) env BENCH_CHUNKS=$(BENCH_CHUNKS) python ../../bench/knowledge_bench.py
 
 eval: init ## Retrieval quality (recall@5, MRR) of vector, full-text and hybrid search (own DB in /tmp)
 	$(UV_RUN) python ../../bench/retrieval_eval.py

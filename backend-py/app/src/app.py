@@ -1,5 +1,6 @@
 """FastAPI application factory and lifespan."""
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -19,7 +20,8 @@ from src.controller import (
 from src.infra.db_client import open_database
 from src.infra.logging import configure_logging
 from src.infra.runtime import runtime
-from src.middleware.error_handlers import install_error_handlers
+from src.middleware.body_limit import RequestBodyMiddleware
+from src.middleware.error_handlers import ERROR_RESPONSES, install_error_handlers
 from src.middleware.request_context import RequestContextMiddleware
 from src.settings import Settings, get_settings
 
@@ -37,6 +39,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             yield
     finally:
         await database.dispose()
+        if database.embedded is not None:
+            await asyncio.to_thread(database.embedded.release)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -55,8 +59,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="0.1.0",
         description="Chat with AI personas over your documents (Supabase + pgvector).",
         lifespan=lifespan,
+        responses=ERROR_RESPONSES,
     )
     app.state.settings = settings
+    # Innermost of the middleware: its 413/415 still get CORS headers and an id.
+    app.add_middleware(
+        RequestBodyMiddleware,
+        max_request_bytes=settings.max_request_bytes,
+        max_upload_bytes=settings.max_upload_bytes,
+    )
     app.add_middleware(
         CORSMiddleware,
         allow_origins=settings.cors_origins,

@@ -50,7 +50,8 @@ class Settings(BaseSettings):
     supabase_url: str | None = None
     supabase_anon_key: SecretStr | None = None
     supabase_service_role_key: SecretStr | None = None
-    supabase_jwt_secret: SecretStr | None = SecretStr(DEV_JWT_SECRET)
+    # Unset by default: env/backend/local.env sets the development secret.
+    supabase_jwt_secret: SecretStr | None = None
     jwt_algorithms: list[str] = Field(
         default_factory=lambda: ["ES256", "RS256", "HS256"]
     )
@@ -123,8 +124,9 @@ class Settings(BaseSettings):
         secret = self.supabase_jwt_secret
         if secret is not None and secret.get_secret_value() == DEV_JWT_SECRET:
             raise ValueError(
-                "SUPABASE_JWT_SECRET is the development default; "
-                "set the project's secret or unset it in production"
+                "SUPABASE_JWT_SECRET is the development default; set the "
+                "project's JWT secret, or leave it unset when the project signs "
+                "tokens with asymmetric keys only (JWKS)"
             )
         if self.database_url is None:
             raise ValueError("DATABASE_URL must be set in production")

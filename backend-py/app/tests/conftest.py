@@ -26,7 +26,7 @@ from src.infra.db_client import Database, create_engine, libpq_url
 from src.infra.embedded_postgres import start_embedded_postgres
 from src.infra.migrations import apply_compat_layer, apply_migrations
 from src.infra.runtime import runtime
-from src.settings import Settings
+from src.settings import DEV_JWT_SECRET, Settings
 from tests.factories import auth_headers, create_user, mint_token
 
 
@@ -35,6 +35,7 @@ def make_settings(database_url: str, **overrides: Any) -> Settings:
     values: dict[str, Any] = {
         "environment": "test",
         "database_url": database_url,
+        "supabase_jwt_secret": DEV_JWT_SECRET,
         "log_json": False,
         "log_level": "WARNING",
         "worker_enabled": False,

@@ -50,6 +50,14 @@ class EmbeddedServer:
         host = quote(self.socket_dir, safe="/")
         return f"postgresql://postgres@/{database}?host={host}"
 
+    def release(self) -> None:
+        """This process is done with the server; the last one to leave stops it.
+
+        Also runs at interpreter exit, but a SIGTERM re-raised by uvicorn skips
+        exit handlers, so the app calls it at shutdown. Calling twice is safe.
+        """
+        self.handle.cleanup()
+
     def stop(self) -> None:
         """Stop the server now (it also stops when the last process exits)."""
         self.handle.cleanup()

@@ -25,6 +25,7 @@ from src.domain.errors import (
     ForbiddenError,
     ServiceUnavailableError,
 )
+from src.infra.dev_signing_key import load_private_key, public_jwk
 from src.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -162,22 +163,41 @@ def parse_user_id(sub: object) -> uuid.UUID:
     return user_id
 
 
+def dev_public_keys(settings: Settings) -> dict[str, PyJWK]:
+    """The development signing key's public JWK by ``kid`` (empty when unset)."""
+    private_key = load_private_key(settings)
+    if private_key is None:
+        return {}
+    jwk = public_jwk(private_key)
+    return {jwk["kid"]: PyJWK(jwk)}
+
+
 class TokenVerifier:
     """Turns a bearer token into a :class:`CurrentUser`, or refuses it.
 
     Built once at start-up; verification is local (the JWKS is cached).
     """
 
-    def __init__(self, settings: Settings, jwks: JwksCache | None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        jwks: JwksCache | None,
+        local_keys: Mapping[str, PyJWK] | None = None,
+    ) -> None:
         self._settings = settings
         self._jwks = jwks
+        self._local_keys = dict(local_keys or {})
         self._algorithms = frozenset(settings.jwt_algorithms) - {"none"}
 
     @classmethod
     def from_settings(
         cls, settings: Settings, http_client: httpx.AsyncClient
     ) -> "TokenVerifier":
-        """A verifier using the JWKS of ``settings`` (when one is configured)."""
+        """A verifier using the JWKS of ``settings`` (when one is configured).
+
+        The public half of ``DEV_JWT_PRIVATE_KEY_PATH`` (development only) is
+        trusted locally, so ``make token``'s ES256 tokens need no JWKS server.
+        """
         url = settings.resolved_jwks_url
         jwks = None
         if url:
@@ -187,7 +207,7 @@ class TokenVerifier:
                 ttl_s=settings.jwks_cache_ttl_s,
                 timeout_s=settings.jwks_timeout_s,
             )
-        return cls(settings, jwks)
+        return cls(settings, jwks, dev_public_keys(settings))
 
     async def verify(self, token: str) -> CurrentUser:
         """Verify the token's signature and claims.
@@ -214,16 +234,25 @@ class TokenVerifier:
 
     async def _key_for(self, algorithm: str, kid: object) -> PyJWK | str:
         if algorithm in HMAC_ALGORITHMS:
-            secret = self._settings.supabase_jwt_secret
-            if secret is None:
-                raise AuthenticationError(f"{algorithm} tokens are not accepted")
-            return secret.get_secret_value()
-        if self._jwks is None:
-            raise AuthenticationError(f"{algorithm} tokens are not accepted")
-        key = await self._jwks.key(kid) if isinstance(kid, str) else None
+            return self._secret(algorithm)
+        kid = kid if isinstance(kid, str) else None
+        key = self._local_keys.get(kid) if kid is not None else None
+        if key is None:
+            key = await self._published_key(algorithm, kid)
         if key is None or key.algorithm_name != algorithm:
             raise AuthenticationError("unknown signing key")
         return key
+
+    def _secret(self, algorithm: str) -> str:
+        secret = self._settings.supabase_jwt_secret
+        if secret is None:
+            raise AuthenticationError(f"{algorithm} tokens are not accepted")
+        return secret.get_secret_value()
+
+    async def _published_key(self, algorithm: str, kid: str | None) -> PyJWK | None:
+        if self._jwks is None:
+            raise AuthenticationError(f"{algorithm} tokens are not accepted")
+        return await self._jwks.key(kid) if kid is not None else None
 
     def _decode(self, token: str, key: PyJWK | str, algorithm: str) -> dict[str, Any]:
         try:

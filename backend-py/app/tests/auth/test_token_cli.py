@@ -15,6 +15,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from src.cli.token import main
 from src.domain.entity.user import CurrentUser
+from src.domain.errors import AuthenticationError
 from src.infra.db_client import libpq_url
 from src.middleware.auth_middleware import JwksCache, TokenVerifier
 from src.settings import Settings, get_settings
@@ -159,3 +160,32 @@ def test_token_reports_invalid_settings_without_a_traceback(
     captured = capsys.readouterr()
     assert captured.out == ""
     assert "invalid settings" in captured.err
+
+
+def test_the_api_trusts_the_dev_es256_key_without_a_jwks_server(
+    database_url: str,
+    email: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    key_path = tmp_path / "dev-es256.pem"
+    key_path.write_bytes(
+        ec.generate_private_key(ec.SECP256R1()).private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    settings = make_settings(database_url, dev_jwt_private_key_path=key_path)
+    token = run(["--email", email], settings, capsys)
+
+    async def _verify() -> CurrentUser:
+        async with httpx.AsyncClient() as client:
+            verifier = TokenVerifier.from_settings(settings, client)
+            return await verifier.verify(token)
+
+    assert jwt.get_unverified_header(token)["alg"] == "ES256"
+    assert asyncio.run(_verify()).email == email
+    other_key = make_settings(database_url)
+    with pytest.raises(AuthenticationError, match="not accepted"):
+        verify(other_key, token)

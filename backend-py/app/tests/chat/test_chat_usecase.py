@@ -1,0 +1,120 @@
+"""ChatUseCase on its own: a real database, fakes only at the LLM edge."""
+
+import uuid
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from src.domain.entity.chat import ChatRequest
+from src.domain.entity.user import CurrentUser
+from src.domain.errors import LLMTimeoutError, NotFoundError, UnprocessableError
+from src.infra.ai_providers import AIProviders
+from src.infra.db_client import Database
+from src.settings import Settings
+from src.usecase.chat_usecase import ChatUseCase, room_title
+from tests.chat.conftest import ScriptedLLM
+
+
+def as_user(user_id: uuid.UUID) -> CurrentUser:
+    return CurrentUser(
+        id=user_id,
+        email=None,
+        role="authenticated",
+        claims={"sub": str(user_id), "role": "authenticated"},
+    )
+
+
+@pytest.fixture
+def llm() -> ScriptedLLM:
+    return ScriptedLLM(deltas=["Forty", "-two"])
+
+
+@pytest.fixture
+def use_case(
+    database: Database,
+    user: uuid.UUID,
+    ai_providers: AIProviders,
+    llm: ScriptedLLM,
+    settings: Settings,
+) -> ChatUseCase:
+    return ChatUseCase(
+        database=database,
+        user=as_user(user),
+        ai=ai_providers,
+        llm=llm,  # type: ignore[arg-type]
+        settings=settings,
+    )
+
+
+async def test_execute_saves_both_messages_and_returns_the_answer(
+    use_case: ChatUseCase, connection: AsyncConnection, user: uuid.UUID
+) -> None:
+    response = await use_case.execute(ChatRequest(message="What is the answer?"))
+    assert response.ai_response == "Forty-two"
+    rows = await connection.execute(
+        text(
+            "select role, content, sender_user_id, metadata->>'model' as model "
+            "from messages where chat_room_id = :r order by id"
+        ),
+        {"r": response.chat_room_id},
+    )
+    assert [tuple(r) for r in rows] == [
+        ("user", "What is the answer?", user, None),
+        ("assistant", "Forty-two", None, "scripted"),
+    ]
+
+
+async def test_the_prompt_has_the_persona_history_and_question_last(
+    use_case: ChatUseCase, llm: ScriptedLLM, admin_persona: int
+) -> None:
+    first = await use_case.execute(ChatRequest(message="I like tea."))
+    await use_case.execute(
+        ChatRequest(message="What do I like?", chat_room_id=first.chat_room_id)
+    )
+    prompt = llm.prompts[-1]
+    assert "Answer from the context" in str(prompt[0].content)
+    assert any("I like tea." in str(m.content) for m in prompt[1:-1])
+    assert str(prompt[-1].content).endswith("What do I like?")
+
+
+async def test_stream_yields_meta_sources_tokens_done(
+    use_case: ChatUseCase,
+) -> None:
+    turn = await use_case.prepare(ChatRequest(message="Stream it"))
+    events = [event async for event in use_case.stream(turn)]
+    assert [e.event for e in events] == ["meta", "sources", "token", "token", "done"]
+    assert events[-1].data["ai_response"] == "Forty-two"
+    assert events[0].data["user_message_id"] == turn.user_message_id
+
+
+async def test_a_timeout_keeps_the_user_message(
+    use_case: ChatUseCase, llm: ScriptedLLM, connection: AsyncConnection
+) -> None:
+    llm.error = LLMTimeoutError("The language model did not answer in time.")
+    with pytest.raises(LLMTimeoutError):
+        await use_case.execute(ChatRequest(message="Anyone?"))
+    roles = await connection.execute(text("select role from messages"))
+    assert roles.scalars().all() == ["user"]
+
+
+async def test_an_unknown_room_and_an_overlong_message_are_refused(
+    use_case: ChatUseCase, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with pytest.raises(NotFoundError):
+        await use_case.prepare(ChatRequest(message="hi", chat_room_id=424242))
+    monkeypatch.setattr(settings, "max_message_chars", 3)
+    with pytest.raises(UnprocessableError):
+        await use_case.prepare(ChatRequest(message="four"))
+
+
+@pytest.mark.parametrize(
+    ("message", "title"),
+    [
+        ("Short question?", "Short question?"),
+        ("first line\nsecond line", "first line"),
+        ("word " * 30, "word word word word word word word word word word word word…"),
+    ],
+)
+def test_room_titles_come_from_the_first_line(message: str, title: str) -> None:
+    assert room_title(message) == title
