@@ -13,7 +13,6 @@ from src.infra.embedded_postgres import start_embedded_postgres
 from src.infra.migrations import (
     apply_compat_layer,
     apply_migrations,
-    apply_seed,
     reset_database,
 )
 from src.settings import REPO_ROOT, Settings, get_settings
@@ -41,8 +40,7 @@ def reset(settings: Settings) -> None:
         )
     server = start_embedded_postgres(settings.embedded_db_path)
     reset_database(server.conninfo())
-    server = prepare_embedded(settings)
-    apply_seed(server.conninfo())
+    prepare_embedded(settings)  # a database with no history is seeded
     print("database reset: migrations and seed.sql applied")
 
 

