@@ -61,16 +61,16 @@ class MessageGateway:
         A Core insert returning only the id: the chat turn's hot path needs
         nothing else, and an ORM entity would cost a load of every column.
         """
-        statement = _INSERT_MESSAGE.values(
-            chat_room_id=chat_room_id,
-            role=role,
-            content=content,
-            sender_user_id=sender_user_id,
-            sender_virtual_user_id=sender_virtual_user_id,
-            status=status,
-            metadata=metadata or {},
-        )
-        return int((await self.session.execute(statement)).scalar_one())
+        params = {
+            "chat_room_id": chat_room_id,
+            "role": role,
+            "content": content,
+            "sender_user_id": sender_user_id,
+            "sender_virtual_user_id": sender_virtual_user_id,
+            "status": status,
+            "metadata": metadata or {},
+        }
+        return int((await self.session.execute(_INSERT_MESSAGE, params)).scalar_one())
 
     async def history(
         self, chat_room_id: int, *, before: int, limit: int
