@@ -19,7 +19,7 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import StreamingResponse
 
 from src.controller.dependencies import (
@@ -31,11 +31,26 @@ from src.controller.dependencies import (
 )
 from src.domain.entity.chat import ChatRequest, ChatResponse
 from src.domain.errors import DomainError, ServiceUnavailableError
+from src.infra.rate_limiter import rate_limiters
+from src.middleware.error_handlers import ErrorBody
 from src.usecase.chat_usecase import ChatEvent, ChatUseCase, PreparedTurn
 
 logger = logging.getLogger(__name__)
 
-router = APIRouter(prefix="/api/chat", tags=["chat"])
+
+async def within_chat_rate_limit(request: Request, user: CurrentUserDep) -> None:
+    """Refuse past ``RATE_LIMIT_CHAT_PER_MINUTE`` (429 with ``Retry-After``)."""
+    rate_limiters(request.app).chat.acquire(user.id)
+
+
+router = APIRouter(
+    prefix="/api/chat",
+    tags=["chat"],
+    dependencies=[Depends(within_chat_rate_limit)],
+    responses={
+        429: {"model": ErrorBody, "description": "Over RATE_LIMIT_CHAT_PER_MINUTE"}
+    },
+)
 
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 

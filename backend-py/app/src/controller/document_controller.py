@@ -8,7 +8,7 @@ the caller already has the same content there) and the client polls
 
 from typing import Annotated, Any, TypeVar
 
-from fastapi import APIRouter, Query, Request, Response, status
+from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.datastructures import UploadFile
@@ -20,26 +20,33 @@ from src.domain.entity.document import (
     DocumentOut,
     UserVisibility,
 )
-from src.domain.errors import PayloadTooLargeError, UnsupportedMediaTypeError
+from src.domain.entity.request import MAX_ROW_ID, RequestModel, RowId
+from src.domain.errors import (
+    PayloadTooLargeError,
+    UnprocessableError,
+    UnsupportedMediaTypeError,
+)
 from src.domain.service.document_parsing import SUPPORTED_EXTENSIONS
 from src.gateway.document_gateway import DocumentGateway
+from src.infra.rate_limiter import rate_limiters
+from src.middleware.error_handlers import ErrorBody
 from src.settings import Settings
 from src.usecase.document_usecase import AddedDocument, DocumentUseCase, Upload
 
 router = APIRouter(prefix="/api/documents", tags=["knowledge"])
 
-_MULTIPART_OVERHEAD_BYTES = 64 * 1024
 ModelT = TypeVar("ModelT", bound=BaseModel)
+DocumentId = Annotated[int, Path(ge=1, le=MAX_ROW_ID)]
 
 
-class UploadForm(BaseModel):
+class UploadForm(RequestModel):
     """The form fields that come with an uploaded file."""
 
     model_config = ConfigDict(extra="forbid")
 
     title: str | None = Field(default=None, min_length=1, max_length=200)
     visibility: UserVisibility = "private"
-    chat_room_id: int | None = Field(default=None, ge=1)
+    chat_room_id: RowId | None = None
 
 
 _REQUEST_BODY: dict[str, Any] = {
@@ -66,15 +73,25 @@ _REQUEST_BODY: dict[str, Any] = {
 }
 
 
+async def within_ingestion_rate_limit(request: Request, user: CurrentUserDep) -> None:
+    """Refuse past ``RATE_LIMIT_INGEST_PER_MINUTE`` (429 with ``Retry-After``)."""
+    rate_limiters(request.app).ingestion.acquire(user.id)
+
+
 @router.post(
     "",
     status_code=status.HTTP_202_ACCEPTED,
     openapi_extra=_REQUEST_BODY,
+    dependencies=[Depends(within_ingestion_rate_limit)],
     responses={
         200: {"model": DocumentOut, "description": "Already stored"},
-        413: {"description": "File over MAX_UPLOAD_BYTES"},
-        415: {"description": "Unsupported file or body type"},
-        422: {"description": "Invalid body, form field or file content"},
+        413: {"model": ErrorBody, "description": "File over MAX_UPLOAD_BYTES"},
+        415: {"model": ErrorBody, "description": "Unsupported file or body type"},
+        422: {
+            "model": ErrorBody,
+            "description": "Invalid body, form field or file content",
+        },
+        429: {"model": ErrorBody, "description": "Over RATE_LIMIT_INGEST_PER_MINUTE"},
     },
 )
 async def add_document(
@@ -106,18 +123,20 @@ async def list_documents(
     session: UserSessionDep,
     settings: SettingsDep,
     limit: Annotated[int, Query(ge=1)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_ROW_ID)] = 0,
 ) -> DocumentList:
     """The caller's documents with their indexing status, newest first."""
+    if limit > settings.max_page_size:
+        raise UnprocessableError(f"limit: at most {settings.max_page_size} allowed")
     documents = await DocumentUseCase(DocumentGateway(session)).list_own(
-        user=user, limit=min(limit, settings.max_page_size), offset=offset
+        user=user, limit=limit, offset=offset
     )
     return DocumentList(items=[DocumentOut.model_validate(d) for d in documents])
 
 
 @router.get("/{document_id}")
 async def get_document(
-    document_id: int, _: CurrentUserDep, session: UserSessionDep
+    document_id: DocumentId, _: CurrentUserDep, session: UserSessionDep
 ) -> DocumentOut:
     """One document the caller may read (own, shared, or of their rooms)."""
     document = await DocumentUseCase(DocumentGateway(session)).get(
@@ -128,7 +147,7 @@ async def get_document(
 
 @router.delete("/{document_id}", status_code=status.HTTP_204_NO_CONTENT)
 async def delete_document(
-    document_id: int, user: CurrentUserDep, session: UserSessionDep
+    document_id: DocumentId, user: CurrentUserDep, session: UserSessionDep
 ) -> None:
     """Delete one of the caller's documents and its chunks."""
     await DocumentUseCase(DocumentGateway(session)).delete(
@@ -154,9 +173,7 @@ def _validated(model: type[ModelT], data: bytes | dict[str, Any]) -> ModelT:
 
 
 async def _read_upload(request: Request, settings: Settings) -> Upload:
-    declared = int(request.headers.get("content-length") or 0)
-    if declared > settings.max_upload_bytes + _MULTIPART_OVERHEAD_BYTES:
-        raise _too_large(settings)
+    # The whole body is bounded by the body-limit middleware; the file here.
     form = await request.form(max_files=1, max_fields=10)
     file = form.get("file")
     fields = {k: v for k, v in form.items() if k != "file" and isinstance(v, str)}

@@ -2,14 +2,17 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Response, status
+from fastapi import APIRouter, Depends, Path, Response, status
 
 from src.controller.dependencies import CurrentUserDep, SettingsDep, UserSessionDep
 from src.domain.entity.chat import PersonaCreate, PersonaOut, PersonaUpdate
+from src.domain.entity.request import MAX_ROW_ID
 from src.gateway.virtual_user_gateway import VirtualUserGateway
 from src.usecase.virtual_user_usecase import VirtualUserUseCase
 
 router = APIRouter(prefix="/api/virtual-users", tags=["personas"])
+
+PersonaId = Annotated[int, Path(ge=1, le=MAX_ROW_ID)]
 
 
 def virtual_user_use_case(
@@ -40,14 +43,16 @@ async def create_persona(
 
 @router.patch("/{persona_id}")
 async def update_persona(
-    persona_id: int, body: PersonaUpdate, use_case: PersonaUseCaseDep
+    persona_id: PersonaId, body: PersonaUpdate, use_case: PersonaUseCaseDep
 ) -> PersonaOut:
     """Change one of the caller's personas."""
     return await use_case.update(persona_id, body)
 
 
 @router.delete("/{persona_id}", status_code=status.HTTP_204_NO_CONTENT)
-async def delete_persona(persona_id: int, use_case: PersonaUseCaseDep) -> Response:
+async def delete_persona(
+    persona_id: PersonaId, use_case: PersonaUseCaseDep
+) -> Response:
     """Delete one of the caller's personas."""
     await use_case.delete(persona_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

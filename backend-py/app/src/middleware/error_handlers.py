@@ -7,14 +7,38 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from src.domain.errors import DomainError
+from src.domain.errors import DomainError, PayloadTooLargeError
 from src.infra.logging import request_id_var
 
 logger = logging.getLogger(__name__)
+
+
+class ErrorBody(BaseModel):
+    """The body of every error response (documented on every route).
+
+    Attributes:
+        error: A stable machine-readable code (``not_found``, ``rate_limited``).
+        message: A sentence for people.
+        request_id: The ``X-Request-ID`` of the request, for the logs.
+        detail: The invalid fields, on validation errors.
+    """
+
+    error: str
+    message: str
+    request_id: str | None
+    detail: list[dict[str, Any]] | None = None
+
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    "4XX": {"model": ErrorBody, "description": "The request was refused"},
+    "5XX": {"model": ErrorBody, "description": "A dependency failed, or a bug"},
+}
+"""The error responses every route may give, for the OpenAPI document."""
 
 
 def error_response(
@@ -36,6 +60,24 @@ async def handle_domain_error(_: Request, exc: Exception) -> JSONResponse:
     if exc.status_code >= 500:
         logger.warning("dependency failure: %s", exc.message, extra={"code": exc.code})
     return error_response(exc.status_code, exc.body(), exc.headers)
+
+
+class RequestBodyTooLarge(StarletteHTTPException):
+    """A streamed body passed its limit while the app was reading it.
+
+    Raised by the body-limit middleware from ``receive``. An ``HTTPException``
+    because FastAPI turns any other error raised while it reads a body into a
+    400; :func:`handle_body_too_large` renders it as the domain's 413.
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(status_code=413, detail=message)
+
+
+async def handle_body_too_large(request: Request, exc: Exception) -> JSONResponse:
+    """413 ``payload_too_large``, as when the declared length is over the limit."""
+    assert isinstance(exc, RequestBodyTooLarge)  # noqa: S101
+    return await handle_domain_error(request, PayloadTooLargeError(str(exc.detail)))
 
 
 async def handle_validation_error(_: Request, exc: Exception) -> JSONResponse:
@@ -61,11 +103,21 @@ async def handle_http_error(_: Request, exc: Exception) -> JSONResponse:
     """Starlette's own errors (404 route, 405 method) in the same format."""
     assert isinstance(exc, StarletteHTTPException)  # noqa: S101
     phrase = HTTPStatus(exc.status_code).phrase
+    message = str(exc.detail)
+    if exc.__cause__ is not None:
+        message = _BODY_FAILURES.get(type(exc.__cause__), message)
     return error_response(
         exc.status_code,
-        {"error": phrase.lower().replace(" ", "_"), "message": str(exc.detail)},
+        {"error": phrase.lower().replace(" ", "_"), "message": message},
         dict(exc.headers or {}),
     )
+
+
+_BODY_FAILURES: dict[type[BaseException], str] = {
+    UnicodeDecodeError: "The body is not valid UTF-8.",
+    RecursionError: "The JSON body nests too deeply.",
+}
+"""Why FastAPI could not read a JSON body, for its generic 400."""
 
 
 async def handle_database_unavailable(_: Request, exc: Exception) -> JSONResponse:
@@ -102,6 +154,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(DomainError, handle_domain_error)
     app.add_exception_handler(RequestValidationError, handle_validation_error)
     app.add_exception_handler(StarletteHTTPException, handle_http_error)
+    app.add_exception_handler(RequestBodyTooLarge, handle_body_too_large)
     app.add_exception_handler(PoolTimeoutError, handle_database_unavailable)
     app.add_exception_handler(DBAPIError, handle_database_error)
     app.add_exception_handler(Exception, handle_unexpected_error)

@@ -4,9 +4,17 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    model_validator,
+)
 
 from src.domain.entity.knowledge import RetrievedChunk
+from src.domain.entity.request import RequestModel, RowId
 
 MAX_MESSAGE_CHARS = 4000
 """The schema's bound; the configured ``MAX_MESSAGE_CHARS`` may be lower."""
@@ -22,14 +30,14 @@ Title = Annotated[
 ]
 
 
-class ChatRequest(BaseModel):
+class ChatRequest(RequestModel):
     """A message to a room (a new room when ``chat_room_id`` is null)."""
 
     model_config = ConfigDict(extra="forbid")
 
     message: MessageText
-    chat_room_id: int | None = Field(default=None, ge=1)
-    virtual_user_id: int | None = Field(default=None, ge=1)
+    chat_room_id: RowId | None = None
+    virtual_user_id: RowId | None = None
 
 
 class Source(BaseModel):
@@ -122,13 +130,13 @@ class RoomOut(BaseModel):
     members: list[RoomMember] | None = None
 
 
-class RoomCreate(BaseModel):
+class RoomCreate(RequestModel):
     """A new room."""
 
     model_config = ConfigDict(extra="forbid")
 
     title: Title
-    virtual_user_id: int | None = Field(default=None, ge=1)
+    virtual_user_id: RowId | None = None
 
 
 def _refuse_null(model: BaseModel, *fields: str) -> None:
@@ -137,13 +145,13 @@ def _refuse_null(model: BaseModel, *fields: str) -> None:
             raise ValueError(f"{name} may not be null")
 
 
-class RoomUpdate(BaseModel):
+class RoomUpdate(RequestModel):
     """Rename a room or change its persona (owner only; only the fields given)."""
 
     model_config = ConfigDict(extra="forbid")
 
     title: Title | None = None
-    virtual_user_id: int | None = Field(default=None, ge=1)
+    virtual_user_id: RowId | None = None
 
     @model_validator(mode="after")
     def _title_not_null(self) -> Self:
@@ -155,7 +163,7 @@ class RoomUpdate(BaseModel):
         return self.model_dump(exclude_unset=True)
 
 
-class MemberAdd(BaseModel):
+class MemberAdd(RequestModel):
     """Add a member by id or by account name (exactly one)."""
 
     model_config = ConfigDict(extra="forbid")
@@ -193,9 +201,14 @@ PersonaName = Annotated[
 SystemPrompt = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=1, max_length=8000)
 ]
+Temperature = Annotated[
+    float, Field(ge=0, le=2), AfterValidator(lambda value: round(value, 2))
+]
+"""Rounded to hundredths: the column is a ``real``, which a value as tiny as
+``1e-250`` underflows (a database error), and finer steps mean nothing."""
 
 
-class PersonaCreate(BaseModel):
+class PersonaCreate(RequestModel):
     """A persona of the user's own."""
 
     model_config = ConfigDict(extra="forbid")
@@ -204,10 +217,10 @@ class PersonaCreate(BaseModel):
     description: Annotated[str, StringConstraints(max_length=1000)] = ""
     system_prompt: SystemPrompt
     model: Annotated[str, StringConstraints(min_length=1, max_length=100)] | None = None
-    temperature: float | None = Field(default=None, ge=0, le=2)
+    temperature: Temperature | None = None
 
 
-class PersonaUpdate(BaseModel):
+class PersonaUpdate(RequestModel):
     """Change a persona of the user's own (only the fields given)."""
 
     model_config = ConfigDict(extra="forbid")
@@ -216,7 +229,7 @@ class PersonaUpdate(BaseModel):
     description: Annotated[str, StringConstraints(max_length=1000)] | None = None
     system_prompt: SystemPrompt | None = None
     model: Annotated[str, StringConstraints(min_length=1, max_length=100)] | None = None
-    temperature: float | None = Field(default=None, ge=0, le=2)
+    temperature: Temperature | None = None
 
     @model_validator(mode="after")
     def _required_fields_not_null(self) -> Self:

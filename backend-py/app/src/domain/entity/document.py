@@ -6,11 +6,13 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from src.domain.entity.request import RequestModel, RowId
+
 DocumentStatus = Literal["pending", "processing", "ready", "failed"]
 UserVisibility = Literal["private", "room"]
 
 
-class DocumentCreate(BaseModel):
+class DocumentCreate(RequestModel):
     """A document given as text (``POST /api/documents`` with a JSON body).
 
     Attributes:
@@ -26,7 +28,7 @@ class DocumentCreate(BaseModel):
     title: str = Field(min_length=1, max_length=200)
     content: str = Field(min_length=1)
     visibility: UserVisibility = "private"
-    chat_room_id: int | None = Field(default=None, ge=1)
+    chat_room_id: RowId | None = None
 
 
 class DocumentOut(BaseModel):
@@ -57,7 +59,7 @@ class DocumentList(BaseModel):
     items: list[DocumentOut]
 
 
-class SearchRequest(BaseModel):
+class SearchRequest(RequestModel):
     """``POST /api/search``.
 
     Attributes:
@@ -71,7 +73,7 @@ class SearchRequest(BaseModel):
 
     query: str = Field(min_length=1, max_length=4000)
     k: int | None = Field(default=None, ge=1)
-    chat_room_id: int | None = Field(default=None, ge=1)
+    chat_room_id: RowId | None = None
 
 
 class SearchHit(BaseModel):

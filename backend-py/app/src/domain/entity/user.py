@@ -16,6 +16,8 @@ from pydantic import (
     model_validator,
 )
 
+from src.domain.entity.request import RequestModel, RowId
+
 
 @dataclass(frozen=True)
 class CurrentUser:
@@ -80,7 +82,7 @@ class MeOut(BaseModel):
     profile: ProfileOut
 
 
-class MeUpdate(BaseModel):
+class MeUpdate(RequestModel):
     """``PATCH /api/me``: only the fields sent change; null clears a nullable one."""
 
     model_config = ConfigDict(extra="forbid")
@@ -88,7 +90,7 @@ class MeUpdate(BaseModel):
     display_name: DisplayName | None = None
     account_name: AccountName | None = None
     avatar_url: HttpUrl | None = None
-    default_virtual_user_id: int | None = Field(default=None, ge=1)
+    default_virtual_user_id: RowId | None = None
     preferred_language: str | None = Field(
         default=None, pattern=LANGUAGE_TAG_PATTERN, max_length=35
     )

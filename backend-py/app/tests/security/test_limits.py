@@ -1,0 +1,101 @@
+"""Every limit of the settings is a clear 4xx that names it (body and upload: 413
+in test_bad_requests; rates: test_rate_limits)."""
+
+import httpx
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from src.domain.entity.chat import MAX_MESSAGE_CHARS
+from tests.security.conftest import ClientFactory, row_counts
+
+
+async def test_a_message_over_max_message_chars_is_422_and_not_stored(
+    client_with: ClientFactory, connection: AsyncConnection
+) -> None:
+    before = await row_counts(connection)
+    async with client_with(max_message_chars=20) as client:
+        over = await client.post("/api/chat", json={"message": "x" * 21})
+        streamed = await client.post("/api/chat/stream", json={"message": "x" * 21})
+        query = await client.post("/api/search", json={"query": "x" * 21})
+        at_limit = await client.post("/api/chat", json={"message": "x" * 20})
+
+    for response in (over, streamed, query):
+        assert response.status_code == 422, response.text
+        assert "20" in response.json()["message"]
+    assert at_limit.status_code == 200, at_limit.text
+    rooms, messages, *_ = await row_counts(connection)
+    assert (rooms, messages) == (before[0] + 1, before[1] + 2)
+
+
+async def test_a_message_over_the_schemas_bound_is_422(
+    auth_client: httpx.AsyncClient,
+) -> None:
+    response = await auth_client.post(
+        "/api/chat", json={"message": "x" * (MAX_MESSAGE_CHARS + 1)}
+    )
+
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["loc"] == ["body", "message"]
+
+
+async def test_a_body_over_max_request_bytes_is_413_naming_the_limit(
+    client_with: ClientFactory,
+) -> None:
+    async with client_with(max_request_bytes=2048) as client:
+        over = await client.post("/api/chat-rooms", json={"title": "t" * 3000})
+        under = await client.post("/api/chat-rooms", json={"title": "t" * 100})
+
+    assert over.status_code == 413
+    assert over.json()["message"] == "request bodies are limited to 2048 bytes"
+    assert under.status_code == 201
+
+
+async def test_a_page_over_max_page_size_is_422(
+    client_with: ClientFactory,
+) -> None:
+    async with client_with(max_page_size=10) as client:
+        room = (await client.post("/api/chat-rooms", json={"title": "r"})).json()
+        documents_over = await client.get("/api/documents", params={"limit": 11})
+        documents_at = await client.get("/api/documents", params={"limit": 10})
+        rooms_over = await client.get("/api/chat-rooms", params={"limit": 201})
+        history_over = await client.get(
+            f"/api/chat-rooms/{room['id']}/messages", params={"limit": 101}
+        )
+        zero = await client.get("/api/documents", params={"limit": 0})
+
+    assert documents_over.status_code == 422
+    assert documents_over.json()["message"] == "limit: at most 10 allowed"
+    assert documents_at.status_code == 200
+    for response in (rooms_over, history_over, zero):
+        assert response.status_code == 422, response.text
+        assert response.json()["detail"][0]["loc"] == ["query", "limit"]
+
+
+async def test_rooms_past_max_rooms_per_user_are_422(
+    client_with: ClientFactory, connection: AsyncConnection
+) -> None:
+    async with client_with(max_rooms_per_user=2) as client:
+        for title in ("one", "two"):
+            created = await client.post("/api/chat-rooms", json={"title": title})
+            assert created.status_code == 201
+        before = await row_counts(connection)
+        third = await client.post("/api/chat-rooms", json={"title": "three"})
+        by_chat = await client.post("/api/chat", json={"message": "new room please"})
+
+    for response in (third, by_chat):
+        assert response.status_code == 422, response.text
+        assert response.json()["message"] == "You have reached the limit of 2 rooms"
+    assert await row_counts(connection) == before
+
+
+async def test_search_k_over_max_search_k_is_422(
+    client_with: ClientFactory,
+) -> None:
+    async with client_with(max_search_k=5) as client:
+        over = await client.post("/api/search", json={"query": "x", "k": 6})
+        at_limit = await client.post("/api/search", json={"query": "x", "k": 5})
+        zero = await client.post("/api/search", json={"query": "x", "k": 0})
+
+    assert over.status_code == 422
+    assert over.json()["message"] == "k must be at most 5"
+    assert at_limit.status_code == 200
+    assert zero.status_code == 422
