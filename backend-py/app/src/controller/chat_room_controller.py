@@ -5,7 +5,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Response, status
 
-from src.controller.dependencies import CurrentUserDep, SettingsDep, UserSessionDep
+from src.controller.dependencies import (
+    CurrentUserDep,
+    PageLimitDep,
+    SettingsDep,
+    UserSessionDep,
+)
 from src.domain.entity.chat import (
     MemberAdd,
     MessagePage,
@@ -41,9 +46,7 @@ RoomUseCaseDep = Annotated[ChatRoomUseCase, Depends(chat_room_use_case)]
 
 
 @router.get("")
-async def list_rooms(
-    use_case: RoomUseCaseDep, limit: Annotated[int, Query(ge=1, le=200)] = 50
-) -> list[RoomOut]:
+async def list_rooms(use_case: RoomUseCaseDep, limit: PageLimitDep) -> list[RoomOut]:
     """The caller's rooms, newest activity first, with a last-message preview."""
     return await use_case.list_rooms(limit)
 
@@ -96,10 +99,10 @@ async def remove_member(
 async def list_messages(
     room_id: RoomId,
     use_case: RoomUseCaseDep,
+    limit: PageLimitDep,
     before: Annotated[
         int | None, Query(ge=1, le=MAX_ROW_ID, description="a message id")
     ] = None,
-    limit: Annotated[int, Query(ge=1, le=100)] = 50,
 ) -> MessagePage:
     """History, oldest to newest; pass ``next_before`` as ``before`` for older."""
     return await use_case.history(room_id, before=before, limit=limit)

@@ -7,11 +7,12 @@ runs a plain ``def`` dependency in its thread pool, a thread hop per request.
 from collections.abc import AsyncIterator
 from typing import Annotated, cast
 
-from fastapi import Depends, Request, Security
+from fastapi import Depends, Query, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from src.domain.entity.user import CurrentUser
+from src.domain.errors import UnprocessableError
 from src.gateway.current_user_gateway import CurrentUserGateway
 from src.gateway.llm_gateway import LLMGateway
 from src.infra.ai_providers import AIProviders
@@ -42,6 +43,25 @@ async def get_ai_providers(request: Request) -> AIProviders:
 
 SettingsDep = Annotated[Settings, Depends(get_settings_from_app)]
 DatabaseDep = Annotated[Database, Depends(get_database)]
+
+
+def page_limit(
+    settings: SettingsDep,
+    limit: Annotated[
+        int, Query(ge=1, description="Page size (MAX_PAGE_SIZE at most)")
+    ] = 50,
+) -> int:
+    """The ``limit`` query parameter of a list, bounded by ``MAX_PAGE_SIZE``.
+
+    Raises:
+        UnprocessableError: The limit is over ``MAX_PAGE_SIZE``.
+    """
+    if limit > settings.max_page_size:
+        raise UnprocessableError(f"limit: at most {settings.max_page_size} allowed")
+    return limit
+
+
+PageLimitDep = Annotated[int, Depends(page_limit)]
 AIProvidersDep = Annotated[AIProviders, Depends(get_ai_providers)]
 
 

@@ -13,7 +13,12 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.datastructures import UploadFile
 
-from src.controller.dependencies import CurrentUserDep, SettingsDep, UserSessionDep
+from src.controller.dependencies import (
+    CurrentUserDep,
+    PageLimitDep,
+    SettingsDep,
+    UserSessionDep,
+)
 from src.domain.entity.document import (
     DocumentCreate,
     DocumentList,
@@ -23,7 +28,6 @@ from src.domain.entity.document import (
 from src.domain.entity.request import MAX_ROW_ID, RequestModel, RowId
 from src.domain.errors import (
     PayloadTooLargeError,
-    UnprocessableError,
     UnsupportedMediaTypeError,
 )
 from src.domain.service.document_parsing import SUPPORTED_EXTENSIONS
@@ -121,13 +125,10 @@ async def add_document(
 async def list_documents(
     user: CurrentUserDep,
     session: UserSessionDep,
-    settings: SettingsDep,
-    limit: Annotated[int, Query(ge=1)] = 50,
+    limit: PageLimitDep,
     offset: Annotated[int, Query(ge=0, le=MAX_ROW_ID)] = 0,
 ) -> DocumentList:
     """The caller's documents with their indexing status, newest first."""
-    if limit > settings.max_page_size:
-        raise UnprocessableError(f"limit: at most {settings.max_page_size} allowed")
     documents = await DocumentUseCase(DocumentGateway(session)).list_own(
         user=user, limit=limit, offset=offset
     )

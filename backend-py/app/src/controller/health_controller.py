@@ -7,6 +7,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from src.controller.dependencies import DatabaseDep, SettingsDep
+from src.middleware.error_handlers import error_response
 
 logger = logging.getLogger(__name__)
 
@@ -27,8 +28,15 @@ async def ready(database: DatabaseDep, settings: SettingsDep) -> JSONResponse:
             await database.ping()
     except Exception as exc:  # noqa: BLE001 - any failure means not ready
         logger.warning("readiness check failed: %s", type(exc).__name__)
-        return JSONResponse(
-            {"status": "unavailable", "reason": f"database: {type(exc).__name__}"},
-            status_code=503,
+        reason = f"database: {type(exc).__name__}"
+        return error_response(
+            503,
+            {
+                "error": "database_unavailable",
+                "message": "The database is unavailable; try again shortly.",
+                "status": "unavailable",
+                "reason": reason,
+            },
+            {"Retry-After": "5"},
         )
     return JSONResponse({"status": "ok", "database": "ok"})

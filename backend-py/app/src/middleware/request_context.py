@@ -1,13 +1,15 @@
-"""Request ids and body-size limits, as plain ASGI middleware (no per-request task)."""
+"""Request ids, access logs and the last-resort 500, as plain ASGI middleware."""
 
 import logging
 import re
 import time
 import uuid
 
+from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from src.infra.logging import request_id_var
+from src.middleware.error_handlers import handle_unexpected_error
 
 logger = logging.getLogger("src.access")
 
@@ -17,8 +19,10 @@ _VALID_ID = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
 class RequestContextMiddleware:
     """Gives each request an id (``X-Request-ID``, taken from the client if sane).
 
-    The id is on every log line written while the request runs and in the
-    response header; one access log line is written per request.
+    The id is on every log line written while the request runs, in the
+    response header and in error bodies; one access log line is written per
+    request. An unhandled exception becomes the project's 500 here, inside the
+    request's context, so even that response carries its request id.
     """
 
     def __init__(self, app: ASGIApp) -> None:
@@ -46,7 +50,7 @@ class RequestContextMiddleware:
             await send(message)
 
         try:
-            await self.app(scope, receive, send_with_id)
+            await self._run(scope, receive, send_with_id)
         finally:
             logger.info(
                 "%s %s %s",
@@ -59,6 +63,23 @@ class RequestContextMiddleware:
                 },
             )
             request_id_var.reset(token)
+
+    async def _run(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Run the app; an exception before the response started is a 500."""
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception as exc:
+            if started:
+                raise
+            response = await handle_unexpected_error(Request(scope), exc)
+            await response(scope, receive, send)
 
 
 def _header(scope: Scope, name: bytes) -> str | None:

@@ -47,6 +47,8 @@ async def test_ready_is_503_with_a_reason_when_the_database_is_down(
     assert response.status_code == 503
     body = response.json()
     assert body["status"] == "unavailable"
+    assert body["error"] == "database_unavailable"
+    assert body["request_id"] == response.headers["x-request-id"]
     assert body["reason"].startswith("database:")
     await unreachable.dispose()
 
@@ -66,3 +68,18 @@ async def test_api_documentation_is_served(
 ) -> None:
     response = await client.get(path)
     assert response.status_code == 200
+
+
+async def test_an_unexpected_error_is_a_500_carrying_the_request_id(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    async def boom() -> None:
+        raise RuntimeError("secret internals")
+
+    app.add_api_route("/boom", boom)
+    response = await client.get("/boom")
+    assert response.status_code == 500
+    body = response.json()
+    assert body["error"] == "internal_error"
+    assert body["request_id"] == response.headers["x-request-id"]
+    assert "secret" not in response.text
