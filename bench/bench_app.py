@@ -30,7 +30,7 @@ from langchain_core.outputs import ChatGeneration, ChatResult
 from src.app import create_app
 from src.infra.ai_providers import AIProviders
 from src.infra.db_client import open_database
-from src.infra.llm.chat_models import ChatModels
+from src.infra.llm.chat_models import OneModelChatModels
 from src.infra.runtime import runtime
 from src.infra.tracing import Tracing
 from src.settings import Settings, get_settings
@@ -112,24 +112,13 @@ class ConstantChatModel(BaseChatModel):
         return self._result(messages)
 
 
-class ConstantChatModels(ChatModels):
+class ConstantChatModels(OneModelChatModels):
     """The constant model for every persona."""
 
     provider = "bench"
 
     def __init__(self) -> None:
-        super().__init__(default_model=CHAT_MODEL, allowed_models=None)
-        self._model = ConstantChatModel()
-
-    def get(
-        self,
-        *,
-        model: str | None = None,
-        temperature: float | None = None,
-        max_tokens: int | None = None,
-    ) -> BaseChatModel:
-        del model, temperature, max_tokens
-        return self._model
+        super().__init__(ConstantChatModel(), model_name=CHAT_MODEL)
 
 
 def constant_providers(settings: Settings) -> AIProviders:

@@ -34,6 +34,20 @@ def email(database_url: str) -> Iterator[str]:
         conn.execute("delete from auth.users where email = %s", (address,))
 
 
+@pytest.fixture
+def es256_key_path(tmp_path: Path) -> Path:
+    """A fresh EC P-256 private key in PEM, as DEV_JWT_PRIVATE_KEY_PATH wants."""
+    key_path = tmp_path / "dev-es256.pem"
+    key_path.write_bytes(
+        ec.generate_private_key(ec.SECP256R1()).private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return key_path
+
+
 def run(argv: list[str], settings: Settings, capsys: pytest.CaptureFixture[str]) -> str:
     assert main(argv, settings) == 0
     return capsys.readouterr().out.splitlines()[-1]
@@ -100,19 +114,11 @@ def test_token_uses_the_configured_issuer(
 def test_token_signs_es256_with_a_configured_key(
     database_url: str,
     email: str,
-    tmp_path: Path,
+    es256_key_path: Path,
     jwks: JwksServer,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    key_path = tmp_path / "dev-es256.pem"
-    key_path.write_bytes(
-        ec.generate_private_key(ec.SECP256R1()).private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    settings = make_settings(database_url, dev_jwt_private_key_path=key_path)
+    settings = make_settings(database_url, dev_jwt_private_key_path=es256_key_path)
     jwks.keys = json.loads(run(["--jwks"], settings, capsys))["keys"]
 
     token = run(["--email", email], settings, capsys)
@@ -165,18 +171,10 @@ def test_token_reports_invalid_settings_without_a_traceback(
 def test_the_api_trusts_the_dev_es256_key_without_a_jwks_server(
     database_url: str,
     email: str,
-    tmp_path: Path,
+    es256_key_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    key_path = tmp_path / "dev-es256.pem"
-    key_path.write_bytes(
-        ec.generate_private_key(ec.SECP256R1()).private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    settings = make_settings(database_url, dev_jwt_private_key_path=key_path)
+    settings = make_settings(database_url, dev_jwt_private_key_path=es256_key_path)
     token = run(["--email", email], settings, capsys)
 
     async def _verify() -> CurrentUser:

@@ -10,10 +10,12 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import IO
 
 import httpx
 import psycopg
@@ -42,7 +44,11 @@ def free_port() -> int:
 
 
 class ApiServer:
-    """``python -m src.cli.serve`` in a subprocess, with its own environment."""
+    """``python -m src.cli.serve`` in a subprocess, with its own environment.
+
+    Its stderr goes to a temporary file, read when a test needs it: a pipe
+    nobody reads would block a server that logs a lot.
+    """
 
     command: tuple[str, ...] = (sys.executable, "-m", "src.cli.serve")
     """What serves the API (tests/ship serves it with ``make run``)."""
@@ -65,33 +71,37 @@ class ApiServer:
             **env,
         }
         self.process: subprocess.Popen[bytes] | None = None
+        self._log: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115 - closed in stop
 
     def start(self) -> None:
-        """Start the server and wait until it is ready."""
+        """Start the server and wait until ``/health/ready`` answers 200."""
         self.process = subprocess.Popen(
             list(self.command),
             cwd=self.cwd,
             env=self.env,
             stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
+            stderr=self._log,
             # Its own process group: stop() signals the server and any wrapper.
             start_new_session=True,
         )
         deadline = time.monotonic() + START_TIMEOUT_S
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                stderr = (
-                    self.process.stderr.read().decode() if self.process.stderr else ""
-                )
-                raise RuntimeError(f"the server exited:\n{stderr[-3000:]}")
+                raise RuntimeError(f"the server exited:\n{self.log()[-3000:]}")
             try:
                 if httpx.get(f"{self.base_url}/health/ready", timeout=1).is_success:
                     return
             except httpx.TransportError:
                 pass
-            time.sleep(0.2)
+            time.sleep(0.1)
+        log = self.log()
         self.stop()
-        raise RuntimeError("the server did not become ready")
+        raise RuntimeError(f"the server did not become ready:\n{log[-3000:]}")
+
+    def log(self) -> str:
+        """Everything the server wrote to stderr so far."""
+        self._log.seek(0)
+        return self._log.read().decode(errors="replace")
 
     def stop(self) -> int | None:
         """SIGTERM (graceful shutdown) and wait; returns the exit code."""
@@ -104,6 +114,7 @@ class ApiServer:
             except subprocess.TimeoutExpired:
                 os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait()
+        self._log.close()
         return self.process.returncode
 
     def new_user(self) -> tuple[uuid.UUID, dict[str, str]]:

@@ -9,19 +9,16 @@ import asyncio
 import json
 import os
 import signal
-import subprocess
-import tempfile
 import time
 from collections.abc import AsyncIterable, AsyncIterator, Iterator
 from dataclasses import dataclass, field
-from typing import IO, Any
+from typing import Any
 
-import httpx
 import pytest
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
-from tests.e2e.conftest import START_TIMEOUT_S, ApiServer
+from tests.e2e.conftest import ApiServer
 from tests.support.fake_openai import FakeOpenAI
 from tests.support.server_database import server_database
 
@@ -36,43 +33,7 @@ def faults_database_url(database_url: str) -> Iterator[str]:
 
 
 class FaultServer(ApiServer):
-    """An :class:`ApiServer` whose log goes to a file, to be killed or signalled.
-
-    A pipe nobody reads would block a server that logs a lot (a fault test
-    makes it log errors); the file is read when a test needs it.
-    """
-
-    def __init__(self, database_url: str, **env: str) -> None:
-        super().__init__(database_url, **env)
-        self._log: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115 - closed in stop
-
-    def start(self) -> None:
-        """Start the server and wait until ``/health/ready`` answers 200."""
-        self.process = subprocess.Popen(
-            list(self.command),
-            cwd=self.cwd,
-            env=self.env,
-            stdout=subprocess.DEVNULL,
-            stderr=self._log,
-            start_new_session=True,
-        )
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"the server exited:\n{self.log()[-3000:]}")
-            try:
-                if httpx.get(f"{self.base_url}/health/ready", timeout=1).is_success:
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.1)
-        self.kill()
-        raise RuntimeError(f"the server did not become ready:\n{self.log()[-3000:]}")
-
-    def log(self) -> str:
-        """Everything the server wrote to stderr so far."""
-        self._log.seek(0)
-        return self._log.read().decode(errors="replace")
+    """An :class:`ApiServer` that tests also signal or kill."""
 
     def terminate(self) -> None:
         """Send SIGTERM (a graceful shutdown) and return at once."""
@@ -89,13 +50,6 @@ class FaultServer(ApiServer):
         """Wait for the process to exit; its exit code."""
         assert self.process is not None
         return self.process.wait(timeout=timeout)
-
-    def stop(self) -> int | None:
-        """Stop gracefully (killed if it does not stop in time)."""
-        try:
-            return super().stop()
-        finally:
-            self._log.close()
 
 
 @dataclass

@@ -51,14 +51,13 @@ class ChatModels(ABC):
         """
 
 
-class OfflineChatModels(ChatModels):
-    """The extractive model for every persona (no key, no network)."""
+class OneModelChatModels(ChatModels):
+    """One chat model answers every persona (it has no model choice or sampling)."""
 
-    provider = "offline"
-
-    def __init__(self) -> None:
-        super().__init__(default_model=MODEL_NAME, allowed_models=None)
-        self._model = ExtractiveChatModel()
+    def __init__(self, chat_model: BaseChatModel, *, model_name: str) -> None:
+        """Answer with ``chat_model``, reported as ``model_name``."""
+        super().__init__(default_model=model_name, allowed_models=None)
+        self._model = chat_model
 
     def get(
         self,
@@ -67,6 +66,16 @@ class OfflineChatModels(ChatModels):
         temperature: float | None = None,
         max_tokens: int | None = None,
     ) -> BaseChatModel:
-        """The one extractive model: it has no model choice or sampling."""
+        """The one model, whatever the persona asks for."""
         del model, temperature, max_tokens
         return self._model
+
+
+class OfflineChatModels(OneModelChatModels):
+    """The extractive model for every persona (no key, no network)."""
+
+    provider = "offline"
+
+    def __init__(self) -> None:
+        """Build the extractive model."""
+        super().__init__(ExtractiveChatModel(), model_name=MODEL_NAME)
