@@ -28,6 +28,7 @@ from src.infra.migrations import apply_compat_layer, apply_migrations
 from src.infra.runtime import runtime
 from src.settings import DEV_JWT_SECRET, Settings
 from tests.factories import auth_headers, create_user, mint_token
+from tests.support.langsmith_recorder import LangSmithRecorder
 
 
 def make_settings(database_url: str, **overrides: Any) -> Settings:
@@ -176,3 +177,12 @@ async def auth_client(
         transport=transport, base_url="http://test", headers=auth_headers(user_token)
     ) as c:
         yield c
+
+
+@pytest.fixture
+def recorder() -> Iterator[LangSmithRecorder]:
+    """A LangSmith ingest recorder on 127.0.0.1 (point LANGSMITH_ENDPOINT at it)."""
+    recorder = LangSmithRecorder()
+    recorder.start()
+    yield recorder
+    recorder.stop()

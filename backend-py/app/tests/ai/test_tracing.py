@@ -1,7 +1,6 @@
 """LangSmith tracing against a recorder on 127.0.0.1 speaking the ingest API."""
 
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -29,14 +28,6 @@ SOURCE = RetrievedChunk(
     score=0.7,
 )
 WAIT_S = 10.0
-
-
-@pytest.fixture
-def recorder() -> Iterator[LangSmithRecorder]:
-    recorder = LangSmithRecorder()
-    recorder.start()
-    yield recorder
-    recorder.stop()
 
 
 def tracing_to(recorder: LangSmithRecorder) -> Tracing:

@@ -3,7 +3,7 @@
 import dataclasses
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -20,14 +20,6 @@ from tests.factories import auth_headers, mint_token
 from tests.support.langsmith_recorder import LangSmithRecorder
 
 WAIT_S = 10.0
-
-
-@pytest.fixture
-def recorder() -> Iterator[LangSmithRecorder]:
-    recorder = LangSmithRecorder()
-    recorder.start()
-    yield recorder
-    recorder.stop()
 
 
 @pytest.fixture
