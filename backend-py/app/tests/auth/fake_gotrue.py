@@ -1,7 +1,6 @@
 """A tiny stand-in for Supabase Auth's admin API on 127.0.0.1."""
 
 import json
-import threading
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -9,6 +8,8 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlparse
+
+from tests.support.threaded_http import serving
 
 SERVICE_ROLE_KEY = "service-role-key-for-tests"
 
@@ -90,15 +91,6 @@ def serve_gotrue() -> Iterator[FakeGoTrue]:
     """Serve a :class:`FakeGoTrue`; its ``url`` is the project URL."""
     state = FakeGoTrue()
     handler = type("Handler", (_GoTrueHandler,), {"state": state})
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    httpd.daemon_threads = True
-    state.url = f"http://127.0.0.1:{httpd.server_address[1]}"
-    thread = threading.Thread(
-        target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-    )
-    thread.start()
-    try:
+    with serving(ThreadingHTTPServer(("127.0.0.1", 0), handler)) as url:
+        state.url = url
         yield state
-    finally:
-        httpd.shutdown()
-        httpd.server_close()

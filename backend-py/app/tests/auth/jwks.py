@@ -4,7 +4,6 @@ import base64
 import hashlib
 import hmac
 import json
-import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -19,6 +18,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
 from src.cli.token import supabase_claims
+from tests.support.threaded_http import serving
 
 
 @dataclass(frozen=True)
@@ -146,16 +146,6 @@ class _QuietServer(ThreadingHTTPServer):
 def serve_jwks() -> Iterator[JwksServer]:
     """Serve a :class:`JwksServer` on an ephemeral port of 127.0.0.1."""
     state = JwksServer()
-    httpd = _QuietServer(("127.0.0.1", 0), _handler(state))
-    state.url = (
-        f"http://127.0.0.1:{httpd.server_address[1]}/auth/v1/.well-known/jwks.json"
-    )
-    thread = threading.Thread(
-        target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-    )
-    thread.start()
-    try:
+    with serving(_QuietServer(("127.0.0.1", 0), _handler(state))) as url:
+        state.url = f"{url}/auth/v1/.well-known/jwks.json"
         yield state
-    finally:
-        httpd.shutdown()
-        httpd.server_close()

@@ -31,23 +31,11 @@ from tests.auth.jwks import (
     unsigned_token,
 )
 from tests.conftest import make_settings
+from tests.support.clock import FakeClock
 
 UNUSED_DB = "postgresql://unused@127.0.0.1:1/unused"
 COOLDOWN_S = 30.0
 TTL_S = 600.0
-
-
-class FakeClock:
-    """A monotonic clock the test moves by hand."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 @pytest.fixture

@@ -15,19 +15,7 @@ from src.domain.errors import RateLimitedError
 from src.infra.rate_limiter import RateLimiter, RateLimiters
 from src.settings import Settings
 from tests.security.conftest import row_counts
-
-
-class FakeClock:
-    """A monotonic clock that only moves when told."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
+from tests.support.clock import FakeClock
 
 
 @pytest.fixture
