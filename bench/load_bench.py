@@ -28,7 +28,9 @@ when a request failed or the stored rows do not match.
 
 Usage: ``make bench`` (``BENCH_ARGS="--connections 100 --duration 60"``), or
 ``python ../../bench/load_bench.py --help`` from ``backend-py/app``;
-``--profile out.txt`` records the server with py-spy during the chat phase.
+``--profile out.txt`` records the server with py-spy during the chat phase;
+``--statements 15`` prints the statements PostgreSQL spent the chat phase on
+(pg_stat_statements, planning included).
 """
 
 import argparse
@@ -63,7 +65,10 @@ APP_DIR = BENCH_DIR.parent / "backend-py" / "app"
 sys.path.insert(0, str(APP_DIR))
 
 from src.cli.token import supabase_claims  # noqa: E402
-from src.infra.embedded_postgres import start_embedded_postgres  # noqa: E402
+from src.infra.embedded_postgres import (  # noqa: E402
+    EmbeddedServer,
+    start_embedded_postgres,
+)
 from src.infra.migrations import apply_compat_layer, apply_migrations  # noqa: E402
 from src.settings import DEV_JWT_SECRET  # noqa: E402
 
@@ -671,6 +676,48 @@ class Report:
         )
 
 
+STATEMENT_STATS_SQL = """
+select calls, total_plan_time + total_exec_time as total_ms,
+       total_plan_time as plan_ms, toplevel,
+       regexp_replace(left(query, 110), '\\s+', ' ', 'g') as query
+  from extensions.pg_stat_statements
+ where query not ilike '%%pg_stat_statements%%'
+ order by 2 desc
+ limit %s
+"""
+
+
+def enable_statement_stats(postgres: EmbeddedServer) -> EmbeddedServer:
+    """Restart the bench server with pg_stat_statements (planning tracked too)."""
+    with psycopg.connect(postgres.conninfo(), autocommit=True) as conn:
+        conn.execute(
+            "alter system set shared_preload_libraries = 'pg_stat_statements'"
+        )
+        conn.execute("alter system set pg_stat_statements.track = 'all'")
+        conn.execute("alter system set pg_stat_statements.track_planning = on")
+    data_dir = postgres.data_dir
+    postgres.stop()
+    return start_embedded_postgres(data_dir, cleanup_mode="delete")
+
+
+def reset_statement_stats(conninfo: str) -> None:
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        conn.execute("select extensions.pg_stat_statements_reset()")
+
+
+def print_statement_stats(conninfo: str, limit: int, requests: int) -> None:
+    """The statements of the chat phase, most expensive first, per request."""
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        rows = conn.execute(STATEMENT_STATS_SQL, (limit,)).fetchall()
+    print(f"PostgreSQL time per chat request ({requests} requests), top {limit}:")
+    print("  ms/req  plan ms/req  calls/req  top  statement")
+    for calls, total_ms, plan_ms, toplevel, query in rows:
+        print(
+            f"  {total_ms / requests:6.3f}  {plan_ms / requests:11.3f}  "
+            f"{calls / requests:9.2f}  {'y' if toplevel else 'n':>3}  {query}"
+        )
+
+
 async def measure(
     args: argparse.Namespace, conninfo: str, url: str, postmaster_pid: int
 ) -> Report:
@@ -694,12 +741,18 @@ async def measure(
             Phase("chat warm-up", args.connections), loops, args.warmup, meter
         )
         profiler = start_profiler(args, server)
+        if args.statements:
+            await asyncio.to_thread(reset_statement_stats, conninfo)
         chat = await run_phase(
             Phase("POST /api/chat", args.connections), loops, args.duration, meter
         )
         log(f"chat: {chat.throughput:,.0f} req/s, errors {chat.error_count}")
         if profiler is not None:
             await asyncio.to_thread(profiler.wait, 60)
+        if args.statements:
+            await asyncio.to_thread(
+                print_statement_stats, conninfo, args.statements, chat.accepted
+            )
         for loop in loops:
             loop.connection.close()
     finally:
@@ -721,6 +774,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--log-level", default="WARNING", help="the server's")
     parser.add_argument("--profile", type=Path, help="py-spy output of the server")
     parser.add_argument(
+        "--statements", type=int, default=0, help="print the top N SQL statements"
+    )
+    parser.add_argument(
         "--profile-format", default="raw", choices=["raw", "flamegraph", "speedscope"]
     )
     parser.add_argument(
@@ -734,11 +790,21 @@ def main() -> None:
     logging.basicConfig(level=logging.WARNING)
     logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
     with tempfile.TemporaryDirectory(prefix="ragchat-load-") as tmp:
-        postgres = start_embedded_postgres(Path(tmp) / "pg", cleanup_mode="delete")
+        if args.statements:  # a restart with the extension preloaded
+            postgres = enable_statement_stats(
+                start_embedded_postgres(Path(tmp) / "pg", cleanup_mode="stop")
+            )
+        else:
+            postgres = start_embedded_postgres(Path(tmp) / "pg", cleanup_mode="delete")
         try:
             conninfo = postgres.conninfo()
             apply_compat_layer(conninfo)
             apply_migrations(conninfo)
+            if args.statements:
+                with psycopg.connect(conninfo, autocommit=True) as conn:
+                    conn.execute(
+                        "create extension pg_stat_statements schema extensions"
+                    )
             load_knowledge(conninfo, args.chunks)
             postmaster_pid = int(
                 (postgres.data_dir / "postmaster.pid").read_text().split()[0]

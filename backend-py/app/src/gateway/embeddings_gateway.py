@@ -3,7 +3,9 @@
 Both legs see only chunks of ready documents the caller may search (own private
 documents, the shared knowledge base, and the given room's documents) embedded
 by the configured model. The vector leg walks the HNSW index with iterative
-scans, so filtering out other users' rows does not starve it of results. The
+scans (``hnsw.iterative_scan``, set for every connection by
+``db_client.session_options``), so filtering out other users' rows does not
+starve it of results. The
 full-text leg is ``match_document_chunks_text`` (migration
 20261122050000): it reads at most ``retrieval_text_scan_limit`` GIN matches
 before ranking them, so a query of common words stays as cheap as a rare one,
@@ -28,11 +30,6 @@ from src.settings import Settings
 
 MAX_TEXT_QUERY_WORDS = 32
 _DASH_RUNS = re.compile(r"-{2,}|(?<!\S)-(?!\w)")
-
-_SEARCH_SETTINGS_SQL = text(
-    "select set_config('hnsw.ef_search', :ef_search, true), "
-    "set_config('hnsw.iterative_scan', 'relaxed_order', true)"
-)
 
 # A chunk is searchable when its document is ready, the caller may see it in
 # this context, and its vector comes from the configured model.
@@ -149,9 +146,6 @@ class EmbeddingsGateway:
     ) -> list[RetrievedChunk]:
         """Like :meth:`search`, with the query's embedding already computed."""
         settings = self._settings
-        await self._session.execute(
-            _SEARCH_SETTINGS_SQL, {"ef_search": str(settings.hnsw_ef_search)}
-        )
         params: dict[str, Any] = {
             "embedding": vector_literal(embedding),
             "query": full_text_query(query),

@@ -8,11 +8,11 @@ user and persona as metadata; retrieval is a child run, and the LangChain model
 call inside the turn becomes a child run by itself::
 
     async with ai.tracing.chat_trace(metadata={"room_id": ..., ...}) as run:
-        async with ai.tracing.retrieval_span(query=question) as span:
-            sources = await search(...)
-            span.record_sources(sources)
+        run.add_retrieval(turn.retrieval)  # it ran before, with the user message
         generation = await llm.generate(...)
         run.record(answer=generation.text)
+
+(``retrieval_span`` traces a retrieval as it runs, inside the trace.)
 
 When tracing is off, both helpers are no-ops that also switch LangChain's own
 tracing off inside the block, whatever the environment says.
@@ -28,7 +28,7 @@ from uuid import UUID
 import langsmith
 from langsmith.run_trees import RunTree
 
-from src.domain.entity.knowledge import RetrievedChunk
+from src.domain.entity.knowledge import Retrieval, RetrievedChunk
 from src.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -59,21 +59,44 @@ class TraceRun:
 
     def record_sources(self, sources: Sequence[RetrievedChunk]) -> None:
         """Record retrieved chunks as the documents of a retriever run."""
-        self.record(
-            documents=[
-                {
-                    "page_content": chunk.content,
-                    "metadata": {
-                        "chunk_id": chunk.chunk_id,
-                        "document_id": chunk.document_id,
-                        "title": chunk.title,
-                        "heading_path": chunk.heading_path,
-                        "score": chunk.score,
-                    },
-                }
-                for chunk in sources
-            ]
+        self.record(documents=_documents(sources))
+
+    def add_retrieval(self, retrieval: Retrieval, name: str = "retrieval") -> None:
+        """Record a retrieval that already ran as a child retriever run.
+
+        A chat turn retrieves in the transaction that saves the user message,
+        before its trace starts; the child run keeps the retrieval's own times.
+        """
+        if self._run is None:
+            return
+        child = self._run.create_child(
+            name,
+            run_type="retriever",
+            inputs={"query": retrieval.query},
+            outputs={"documents": _documents(retrieval.sources)},
+            error=str(retrieval.error) if retrieval.error is not None else None,
+            start_time=retrieval.started_at,
+            end_time=retrieval.ended_at,
         )
+        child.add_metadata({"k": retrieval.k})
+        child.post()
+
+
+def _documents(sources: Sequence[RetrievedChunk]) -> list[dict[str, Any]]:
+    """Retrieved chunks as LangChain-style documents (a retriever's outputs)."""
+    return [
+        {
+            "page_content": chunk.content,
+            "metadata": {
+                "chunk_id": chunk.chunk_id,
+                "document_id": chunk.document_id,
+                "title": chunk.title,
+                "heading_path": chunk.heading_path,
+                "score": chunk.score,
+            },
+        }
+        for chunk in sources
+    ]
 
 
 class Tracing:

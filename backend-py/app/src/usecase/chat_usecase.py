@@ -1,17 +1,20 @@
 """ChatUseCase: one chat turn, from the user's message to the saved AI answer.
 
-A turn runs in short transactions as the user (row-level security applies),
-with the model call outside any of them:
+A turn runs in two short transactions as the user (row-level security
+applies), with the model calls outside both:
 
-1. get or create the room, check membership, save the user message and read the
-   recent history — committed, so the user message is kept whatever happens to
-   generation;
-2. retrieve knowledge (the user's own, shared and the room's documents);
+1. embed the question, holding no database connection;
+2. get or create the room, check membership, save the user message, read the
+   recent history and retrieve knowledge (the user's own, shared and the
+   room's documents) — committed, so the user message is kept whatever happens
+   to generation;
 3. generate, holding no database connection (a model call takes seconds);
 4. save the AI message with its sources, model, usage and latency.
 
-Steps 2-4 are one LangSmith trace (when tracing is on) with the room, message,
-user and persona as metadata and retrieval as a child run.
+When the embedding provider fails, step 2 still saves the user message and the
+turn then fails with the provider's error (502/504), as a failed generation
+does. Steps 3-4 are one LangSmith trace (when tracing is on) with the room,
+message, user and persona as metadata and the retrieval as a child run.
 
 A failed or interrupted generation stores no AI message: the user sees their own
 message in the history and an error, never a silent partial answer. That holds
@@ -23,15 +26,17 @@ event).
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from langchain_core.messages import BaseMessage
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from src.domain.entity.chat import ChatRequest, ChatResponse, Source
-from src.domain.entity.knowledge import RetrievedChunk
+from src.domain.entity.knowledge import Retrieval, RetrievedChunk
 from src.domain.entity.models import VirtualUsers
 from src.domain.entity.user import CurrentUser
-from src.domain.errors import NotFoundError, UnprocessableError
+from src.domain.errors import DomainError, NotFoundError, UnprocessableError
 from src.domain.service.prompt_builder import HistoryMessage, build_chat_messages
 from src.gateway.chat_room_gateway import ChatRoomGateway, TurnRoom
 from src.gateway.embeddings_gateway import EmbeddingsGateway
@@ -89,14 +94,34 @@ class Persona:
 
 
 @dataclass(frozen=True)
+class EmbeddedQuestion:
+    """The question's embedding, or the provider's error in computing it."""
+
+    started_at: datetime
+    vector: list[float] | None
+    error: DomainError | None = None
+
+
+@dataclass(frozen=True)
 class PreparedTurn:
-    """A turn whose user message is committed, ready for retrieval and generation."""
+    """A turn whose user message is committed with its retrieval done."""
 
     chat_room_id: int
     user_message_id: int
     question: str
     persona: Persona
     history: list[HistoryMessage]
+    retrieval: Retrieval
+
+    def sources(self) -> list[RetrievedChunk]:
+        """The retrieved chunks.
+
+        Raises:
+            DomainError: The embedding provider failed (502/504).
+        """
+        if self.retrieval.error is not None:
+            raise self.retrieval.error
+        return self.retrieval.sources
 
 
 @dataclass(frozen=True)
@@ -155,7 +180,8 @@ class ChatUseCase:
         """Run a whole turn and return the saved answer with its sources."""
         turn = await self.prepare(request)
         async with self._trace(turn) as run:
-            sources = await self._retrieve(turn)
+            run.add_retrieval(turn.retrieval)
+            sources = turn.sources()
             generation = await self.llm.generate(
                 self._prompt(turn, sources),
                 model=turn.persona.model,
@@ -174,7 +200,7 @@ class ChatUseCase:
         )
 
     async def prepare(self, request: ChatRequest) -> PreparedTurn:
-        """Save the user message in its room, committed as one transaction.
+        """Save the user message in its room and retrieve, as one transaction.
 
         Raises:
             NotFoundError: The room or persona is not one the user may use.
@@ -183,6 +209,7 @@ class ChatUseCase:
                 is reached.
         """
         self._check_length(request.message)
+        question = await self._embed(request.message)
         async with self.database.user_transaction(self.user.claims) as session:
             rooms = ChatRoomGateway(session)
             personas = VirtualUserGateway(session)
@@ -197,12 +224,16 @@ class ChatUseCase:
             history = await messages.history(
                 room_id, before=user_message_id, limit=HISTORY_MESSAGES
             )
+            retrieval = await self._retrieve(
+                session, request.message, question, chat_room_id=room_id
+            )
         return PreparedTurn(
             chat_room_id=room_id,
             user_message_id=user_message_id,
             question=request.message,
             persona=persona,
             history=to_history(history),
+            retrieval=retrieval,
         )
 
     async def stream(self, turn: PreparedTurn) -> AsyncIterator[ChatEvent]:
@@ -219,7 +250,8 @@ class ChatUseCase:
             },
         )
         async with self._trace(turn) as run:
-            sources = await self._retrieve(turn)
+            run.add_retrieval(turn.retrieval)
+            sources = turn.sources()
             cited = citations(sources)
             yield ChatEvent("sources", {"sources": [s.model_dump() for s in cited]})
             generation: Generation | None = None
@@ -259,19 +291,41 @@ class ChatUseCase:
             inputs={"question": turn.question},
         )
 
-    async def _retrieve(self, turn: PreparedTurn) -> list[RetrievedChunk]:
+    async def _embed(self, question: str) -> EmbeddedQuestion:
+        started_at = datetime.now(UTC)
+        try:
+            vector = await self.ai.embeddings.aembed_query(question)
+        except DomainError as exc:  # the turn fails after saving the message
+            return EmbeddedQuestion(started_at, None, exc)
+        return EmbeddedQuestion(started_at, vector)
+
+    async def _retrieve(
+        self,
+        session: AsyncSession,
+        query: str,
+        question: EmbeddedQuestion,
+        *,
+        chat_room_id: int,
+    ) -> Retrieval:
         k = self.settings.retrieval_k
-        async with (
-            self.ai.tracing.retrieval_span(
-                query=turn.question, metadata={"k": k}
-            ) as span,
-            self.database.user_transaction(self.user.claims) as session,
-        ):
+        sources: list[RetrievedChunk] = []
+        if question.vector is not None:
             sources = await EmbeddingsGateway(
                 session, self.ai.embeddings, self.ai.embedding_model_name, self.settings
-            ).search(query=turn.question, k=k, chat_room_id=turn.chat_room_id)
-            span.record_sources(sources)
-        return sources
+            ).search_with_embedding(
+                query=query,
+                embedding=question.vector,
+                k=k,
+                chat_room_id=chat_room_id,
+            )
+        return Retrieval(
+            query=query,
+            k=k,
+            started_at=question.started_at,
+            ended_at=datetime.now(UTC),
+            sources=sources,
+            error=question.error,
+        )
 
     def _prompt(
         self, turn: PreparedTurn, sources: list[RetrievedChunk]

@@ -1,19 +1,26 @@
 """ChatUseCase on its own: a real database, fakes only at the LLM edge."""
 
+import dataclasses
 import uuid
 
 import pytest
+from langchain_core.embeddings import Embeddings
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from src.domain.entity.chat import ChatRequest
 from src.domain.entity.user import CurrentUser
-from src.domain.errors import LLMTimeoutError, NotFoundError, UnprocessableError
+from src.domain.errors import (
+    LLMProviderError,
+    LLMTimeoutError,
+    NotFoundError,
+    UnprocessableError,
+)
 from src.infra.ai_providers import AIProviders
 from src.infra.db_client import Database
 from src.settings import Settings
 from src.usecase.chat_usecase import ChatUseCase, room_title
-from tests.chat.conftest import ScriptedLLM
+from tests.chat.conftest import ScriptedLLM, add_shared_document
 
 
 def as_user(user_id: uuid.UUID) -> CurrentUser:
@@ -96,6 +103,75 @@ async def test_a_timeout_keeps_the_user_message(
         await use_case.execute(ChatRequest(message="Anyone?"))
     roles = await connection.execute(text("select role from messages"))
     assert roles.scalars().all() == ["user"]
+
+
+class DownEmbeddings(Embeddings):
+    """An embedding provider that is down."""
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:  # noqa: ARG002
+        raise LLMProviderError("The embedding provider failed.")
+
+    def embed_query(self, text: str) -> list[float]:  # noqa: ARG002
+        raise LLMProviderError("The embedding provider failed.")
+
+
+@pytest.fixture
+def use_case_without_embeddings(
+    use_case: ChatUseCase, ai_providers: AIProviders
+) -> ChatUseCase:
+    use_case.ai = dataclasses.replace(ai_providers, embeddings=DownEmbeddings())
+    return use_case
+
+
+async def test_a_failed_embedding_keeps_the_user_message_and_fails_the_turn(
+    use_case_without_embeddings: ChatUseCase,
+    llm: ScriptedLLM,
+    connection: AsyncConnection,
+) -> None:
+    with pytest.raises(LLMProviderError):
+        await use_case_without_embeddings.execute(ChatRequest(message="Anyone?"))
+    roles = await connection.execute(text("select role from messages"))
+    assert roles.scalars().all() == ["user"]
+    assert llm.prompts == []
+
+
+async def test_a_failed_embedding_ends_the_stream_after_meta(
+    use_case_without_embeddings: ChatUseCase, connection: AsyncConnection
+) -> None:
+    turn = await use_case_without_embeddings.prepare(ChatRequest(message="Hi"))
+    assert turn.retrieval.error is not None
+    events = use_case_without_embeddings.stream(turn)
+    first = await anext(events)
+    with pytest.raises(LLMProviderError):
+        await anext(events)
+    assert first.event == "meta"
+    roles = await connection.execute(text("select role from messages"))
+    assert roles.scalars().all() == ["user"]
+
+
+async def test_prepare_saves_the_message_and_retrieves_its_sources(
+    use_case: ChatUseCase,
+    connection: AsyncConnection,
+    database: Database,
+    ai_providers: AIProviders,
+    settings: Settings,
+) -> None:
+    document_id = await add_shared_document(
+        connection,
+        database,
+        ai_providers,
+        settings,
+        title="Router manual",
+        content="Reset the router by holding the pinhole button for ten seconds.",
+    )
+    turn = await use_case.prepare(ChatRequest(message="How do I reset the router?"))
+    retrieval = turn.retrieval
+    assert retrieval.query == "How do I reset the router?"
+    assert retrieval.error is None
+    assert retrieval.started_at <= retrieval.ended_at
+    assert [chunk.document_id for chunk in turn.sources()] == [document_id]
+    saved = await connection.execute(text("select id from messages"))
+    assert saved.scalars().all() == [turn.user_message_id]
 
 
 async def test_an_unknown_room_and_an_overlong_message_are_refused(

@@ -1,6 +1,9 @@
 """Knowledge types shared by retrieval, prompting and citations."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from src.domain.errors import DomainError
 
 
 @dataclass(frozen=True)
@@ -29,3 +32,24 @@ class RetrievedChunk:
         if len(text) <= length:
             return text
         return text[:length].rsplit(" ", 1)[0] + "…"
+
+
+@dataclass(frozen=True)
+class Retrieval:
+    """One retrieval for a chat turn: what it found, when, or why it failed.
+
+    Attributes:
+        query: What was searched for (the user's message).
+        k: How many chunks were asked for.
+        started_at: When the query embedding started (UTC).
+        ended_at: When the search ended (UTC).
+        sources: The chunks found, best first.
+        error: The embedding provider's error, when retrieval could not run.
+    """
+
+    query: str
+    k: int
+    started_at: datetime
+    ended_at: datetime
+    sources: list[RetrievedChunk] = field(default_factory=list)
+    error: DomainError | None = None
