@@ -86,6 +86,12 @@ class RollbackDatabase(Database):
     """
 
     @asynccontextmanager
+    async def service_statement(self) -> AsyncIterator[AsyncSession]:
+        # A savepoint of the test's transaction, not an autocommit of its own.
+        async with self.service_transaction() as session:
+            yield session
+
+    @asynccontextmanager
     async def user_transaction(self, claims: Any) -> AsyncIterator[AsyncSession]:
         async with super().user_transaction(claims) as session:
             yield session

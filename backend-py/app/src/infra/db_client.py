@@ -67,9 +67,14 @@ class Database:
     engine: AsyncEngine
     embedded: EmbeddedServer | None = None
     sessionmaker: async_sessionmaker[AsyncSession] = field(init=False)
+    autocommit_sessionmaker: async_sessionmaker[AsyncSession] = field(init=False)
 
     def __post_init__(self) -> None:
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
+        self.autocommit_sessionmaker = async_sessionmaker(
+            self.engine.execution_options(isolation_level="AUTOCOMMIT"),
+            expire_on_commit=False,
+        )
 
     @asynccontextmanager
     async def user_transaction(
@@ -116,6 +121,17 @@ class Database:
     async def service_transaction(self) -> AsyncIterator[AsyncSession]:
         """A transaction as the connecting role: bypasses row-level security."""
         async with self.sessionmaker() as session, session.begin():
+            yield session
+
+    @asynccontextmanager
+    async def service_statement(self) -> AsyncIterator[AsyncSession]:
+        """One statement as the connecting role, committed on its own.
+
+        For a single write that needs no transaction around it: one round
+        trip, where a transaction costs three (``BEGIN``, it, ``COMMIT``).
+        Bypasses row-level security, like :meth:`service_transaction`.
+        """
+        async with self.autocommit_sessionmaker() as session:
             yield session
 
     async def ping(self) -> None:

@@ -1,7 +1,7 @@
 """ChatUseCase: one chat turn, from the user's message to the saved AI answer.
 
-A turn runs in two short transactions as the user (row-level security
-applies), with the model calls outside both:
+A turn runs in one short transaction as the user (row-level security applies)
+and one statement as the service, with the model calls outside both:
 
 1. embed the question, holding no database connection;
 2. get or create the room, check membership, save the user message, read the
@@ -9,7 +9,8 @@ applies), with the model calls outside both:
    room's documents) — committed, so the user message is kept whatever happens
    to generation;
 3. generate, holding no database connection (a model call takes seconds);
-4. save the AI message with its sources, model, usage and latency.
+4. save the AI message with its sources, model, usage and latency: one
+   statement as the service (members may not write AI messages themselves).
 
 When the embedding provider fails, step 2 still saves the user message and the
 turn then fails with the provider's error (502/504), as a failed generation
@@ -393,7 +394,9 @@ class ChatUseCase:
             "persona": {"id": turn.persona.id, "name": turn.persona.name},
             "reply_to": turn.user_message_id,
         }
-        async with self.database.user_transaction(self.user.claims) as session:
+        # Written by the service: members may not post AI messages (RLS), and
+        # the prepared turn already proved this user's membership of the room.
+        async with self.database.service_statement() as session:
             return await MessageGateway(session).create(
                 chat_room_id=turn.chat_room_id,
                 role="assistant",

@@ -160,6 +160,52 @@ async def test_a_user_cannot_post_into_a_room_they_are_not_in(
     assert "row-level security" in error
 
 
+async def test_a_member_cannot_forge_ai_messages(connection: AsyncConnection) -> None:
+    alice = await create_user(connection, "alice-forge@example.com")
+    await act_as(connection, alice)
+    room = (
+        await connection.execute(
+            text(
+                "insert into chat_rooms (title, created_by) values ('A', :me) "
+                "returning id"
+            ),
+            {"me": alice},
+        )
+    ).scalar_one()
+    await connection.execute(
+        text(
+            "insert into user_chats (chat_room_id, user_id, role) "
+            "values (:room, :me, 'owner')"
+        ),
+        {"room": room, "me": alice},
+    )
+    refused = []
+    for role, sender in (("assistant", None), ("system", None), ("user", None)):
+        savepoint = await connection.begin_nested()
+        try:
+            await connection.execute(
+                text(
+                    "insert into messages (chat_room_id, sender_user_id, role, "
+                    "content) values (:room, :sender, :role, 'I am the AI')"
+                ),
+                {"room": room, "sender": sender, "role": role},
+            )
+        except Exception as exc:  # noqa: BLE001
+            refused.append("row-level security" in str(exc))
+        else:
+            refused.append(False)
+        await savepoint.rollback()
+    own = await connection.execute(
+        text(
+            "insert into messages (chat_room_id, sender_user_id, role, content) "
+            "values (:room, :me, 'user', 'hello') returning role"
+        ),
+        {"room": room, "me": alice},
+    )
+    assert refused == [True, True, True]
+    assert own.scalar_one() == "user"
+
+
 async def test_anon_sees_nothing(connection: AsyncConnection) -> None:
     alice = await create_user(connection, "alice-anon@example.com")
     await act_as(connection, alice)
