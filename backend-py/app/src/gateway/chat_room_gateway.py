@@ -66,7 +66,9 @@ _ANSWERING_PERSONA = (
     .limit(1)
     .lateral("persona")
 )
-_TURN_ROOM = (
+# The room of a chat turn, if the caller is a member, with the persona that
+# answers in it (MessageGateway.post_in_room builds on it).
+TURN_ROOM = (
     select_columns(
         _ROOMS.c.id,
         _ROOMS.c.virtual_user_id,
@@ -139,22 +141,6 @@ class ChatRoomGateway:
         if row is None:
             raise NotFoundError(f"Chat room {room_id} not found")
         return RoomView(room=row[0], persona_name=row[1])
-
-    async def for_turn(self, room_id: int, user_id: uuid.UUID) -> TurnRoom:
-        """The room, if ``user_id`` is a member, and its answering persona.
-
-        One statement: the room's persona when it has one, else its creator's
-        preferred persona, else the admins' default (what
-        ``VirtualUserGateway.get`` and ``default_for`` would return).
-
-        Raises:
-            NotFoundError: No such room, or the user is not in it.
-        """
-        params = {"room_id": room_id, "user_id": user_id}
-        row = (await self.session.execute(_TURN_ROOM, params)).first()
-        if row is None:
-            raise NotFoundError(f"Chat room {room_id} not found")
-        return TurnRoom(*row)
 
     async def list_for_user(self, user_id: uuid.UUID, limit: int) -> list[RoomView]:
         """The user's rooms, newest activity first, with a last-message preview."""

@@ -5,12 +5,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Integer, bindparam, insert
+from sqlalchemy import Integer, bindparam, func, insert, literal, true
 from sqlalchemy import select as select_columns
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
 from src.domain.entity.models import GeneralUsers, Messages, VirtualUsers
+from src.domain.errors import NotFoundError
+from src.gateway.chat_room_gateway import TURN_ROOM, TurnRoom
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,6 +23,15 @@ class HistoryEntry:
     content: str
     status: str
     sender_name: str | None
+
+
+@dataclass(frozen=True)
+class PostedMessage:
+    """A user message saved in a room, with what answering it needs."""
+
+    id: int
+    room: TurnRoom
+    history: list[HistoryEntry]
 
 
 @dataclass(frozen=True)
@@ -72,23 +83,38 @@ class MessageGateway:
         }
         return int((await self.session.execute(_INSERT_MESSAGE, params)).scalar_one())
 
-    async def history(
-        self, chat_room_id: int, *, before: int, limit: int
-    ) -> list[HistoryEntry]:
-        """The ``limit`` messages before ``before``, oldest first, for a prompt.
+    async def post_in_room(
+        self, *, chat_room_id: int, user_id: uuid.UUID, content: str, history: int
+    ) -> PostedMessage:
+        """Save the user's message in a room they are in, in one statement.
 
-        Only the columns a prompt uses (no metadata, which holds the sources
-        of every answer and is the bulk of a row).
+        The statement finds the room and its answering persona (the room's,
+        else its creator's preferred one, else the admins' default), inserts
+        the message there and reads the ``history`` messages before it: one
+        round trip for what takes three apart, on the chat turn's hot path.
+
+        Raises:
+            NotFoundError: No such room, or the user is not in it.
         """
-        rows = (
-            await self.session.execute(
-                _HISTORY, {"room_id": chat_room_id, "before": before, "limit": limit}
-            )
-        ).all()
-        return [
-            HistoryEntry(role, content, status, display or account or persona)
-            for role, content, status, display, account, persona in reversed(rows)
-        ]
+        params = {
+            "room_id": chat_room_id,
+            "user_id": user_id,
+            "content": content,
+            "limit": history,
+        }
+        rows = (await self.session.execute(_POST_IN_ROOM, params)).all()
+        if not rows:
+            raise NotFoundError(f"Chat room {chat_room_id} not found")
+        first = rows[0]
+        return PostedMessage(
+            id=first.message_id,
+            room=TurnRoom(*first[:_TURN_ROOM_COLUMNS]),
+            history=[
+                HistoryEntry(row.role, row.content, row.status, row.sender_name)
+                for row in reversed(rows)
+                if row.role is not None
+            ],
+        )
 
     async def page(
         self, chat_room_id: int, *, before: int | None, limit: int
@@ -126,28 +152,58 @@ _USERS = Messages.metadata.tables["general_users"]
 _PERSONAS = Messages.metadata.tables["virtual_users"]
 # Core statements on the tables, built once: no ORM entity to load per row.
 _INSERT_MESSAGE = insert(_MESSAGES).returning(_MESSAGES.c.id)
-_HISTORY = (
+# One statement for a turn in an existing room: the room (only if the caller
+# is a member, with its persona), the inserted message's id, and the messages
+# before it. Every part of a statement sees the same snapshot, so the history
+# never includes the message the statement inserts.
+_TURN_ROOM_COLUMNS = len(TURN_ROOM.selected_columns)
+_ROOM = TURN_ROOM.cte("room")
+_POSTED = (
+    insert(_MESSAGES)
+    .from_select(
+        ["chat_room_id", "role", "content", "sender_user_id"],
+        select_columns(
+            _ROOM.c.id,
+            literal("user"),
+            bindparam("content", type_=_MESSAGES.c.content.type),
+            bindparam("user_id", type_=_MESSAGES.c.sender_user_id.type),
+        ),
+    )
+    .returning(_MESSAGES.c.id)
+    .cte("posted")
+)
+_SENDER = _USERS.alias("sender")
+_SENDER_PERSONA = _PERSONAS.alias("sender_persona")
+_RECENT = (
     select_columns(
         _MESSAGES.c.role,
         _MESSAGES.c.content,
         _MESSAGES.c.status,
-        _USERS.c.display_name,
-        _USERS.c.account_name,
-        _PERSONAS.c.name,
+        func.coalesce(
+            _SENDER.c.display_name, _SENDER.c.account_name, _SENDER_PERSONA.c.name
+        ).label("sender_name"),
     )
     .select_from(
         _MESSAGES.outerjoin(
-            _USERS, _USERS.c.id == _MESSAGES.c.sender_user_id
-        ).outerjoin(_PERSONAS, _PERSONAS.c.id == _MESSAGES.c.sender_virtual_user_id)
+            _SENDER, _SENDER.c.id == _MESSAGES.c.sender_user_id
+        ).outerjoin(
+            _SENDER_PERSONA,
+            _SENDER_PERSONA.c.id == _MESSAGES.c.sender_virtual_user_id,
+        )
     )
-    .where(
-        _MESSAGES.c.chat_room_id == bindparam("room_id"),
-        _MESSAGES.c.id < bindparam("before"),
-    )
+    .where(_MESSAGES.c.chat_room_id == _ROOM.c.id)
     .order_by(_MESSAGES.c.id.desc())
-    # Rendered inline: with a known LIMIT, Postgres plans this in half the time.
     .limit(bindparam("limit", type_=Integer, literal_execute=True))
+    .lateral("recent")
 )
+_POST_IN_ROOM = select_columns(
+    *_ROOM.c,
+    _POSTED.c.id.label("message_id"),
+    _RECENT.c.role,
+    _RECENT.c.content,
+    _RECENT.c.status,
+    _RECENT.c.sender_name,
+).select_from(_ROOM.join(_POSTED, true()).outerjoin(_RECENT, true()))
 
 
 def _view(message: Messages, sender_name: str | None) -> MessageView:

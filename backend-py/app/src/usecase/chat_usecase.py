@@ -95,6 +95,16 @@ class Persona:
 
 
 @dataclass(frozen=True)
+class SavedQuestion:
+    """The user's message, saved in its room, with who answers and the history."""
+
+    room_id: int
+    persona: Persona
+    message_id: int
+    history: list[HistoryEntry]
+
+
+@dataclass(frozen=True)
 class EmbeddedQuestion:
     """The question's embedding, or the provider's error in computing it."""
 
@@ -212,28 +222,16 @@ class ChatUseCase:
         self._check_length(request.message)
         question = await self._embed(request.message)
         async with self.database.user_transaction(self.user.claims) as session:
-            rooms = ChatRoomGateway(session)
-            personas = VirtualUserGateway(session)
-            room_id, persona = await self._room_and_persona(rooms, personas, request)
-            messages = MessageGateway(session)
-            user_message_id = await messages.create(
-                chat_room_id=room_id,
-                role="user",
-                content=request.message,
-                sender_user_id=self.user.id,
-            )
-            history = await messages.history(
-                room_id, before=user_message_id, limit=HISTORY_MESSAGES
-            )
+            saved = await self._save_question(session, request)
             retrieval = await self._retrieve(
-                session, request.message, question, chat_room_id=room_id
+                session, request.message, question, chat_room_id=saved.room_id
             )
         return PreparedTurn(
-            chat_room_id=room_id,
-            user_message_id=user_message_id,
+            chat_room_id=saved.room_id,
+            user_message_id=saved.message_id,
             question=request.message,
-            persona=persona,
-            history=to_history(history),
+            persona=saved.persona,
+            history=to_history(saved.history),
             retrieval=retrieval,
         )
 
@@ -344,21 +342,37 @@ class ChatUseCase:
         if len(message) > limit:
             raise UnprocessableError(f"message: at most {limit} characters allowed")
 
-    async def _room_and_persona(
-        self,
-        rooms: ChatRoomGateway,
-        personas: VirtualUserGateway,
-        request: ChatRequest,
-    ) -> tuple[int, Persona]:
+    async def _save_question(
+        self, session: AsyncSession, request: ChatRequest
+    ) -> SavedQuestion:
+        messages = MessageGateway(session)
         if request.chat_room_id is None:
-            return await self._new_room(rooms, personas, request)
-        room = await rooms.for_turn(request.chat_room_id, self.user.id)
+            room_id, persona = await self._new_room(
+                ChatRoomGateway(session), VirtualUserGateway(session), request
+            )
+            message_id = await messages.create(
+                chat_room_id=room_id,
+                role="user",
+                content=request.message,
+                sender_user_id=self.user.id,
+            )
+            return SavedQuestion(room_id, persona, message_id, history=[])
+        posted = await messages.post_in_room(
+            chat_room_id=request.chat_room_id,
+            user_id=self.user.id,
+            content=request.message,
+            history=HISTORY_MESSAGES,
+        )
+        room = posted.room
         if request.virtual_user_id not in (None, room.virtual_user_id):
+            # Raising rolls the transaction back: the message is not kept.
             raise UnprocessableError(
                 "virtual_user_id: this room already has its persona; change it with "
                 f"PATCH /api/chat-rooms/{room.id}"
             )
-        return room.id, Persona.answering_in(room)
+        return SavedQuestion(
+            room.id, Persona.answering_in(room), posted.id, posted.history
+        )
 
     async def _new_room(
         self,

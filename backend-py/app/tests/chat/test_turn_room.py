@@ -1,4 +1,4 @@
-"""ChatRoomGateway.for_turn: the room and its answering persona in one statement."""
+"""MessageGateway.post_in_room: the room, its answering persona and the message."""
 
 import uuid
 
@@ -7,7 +7,8 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from src.domain.errors import NotFoundError
-from src.gateway.chat_room_gateway import ChatRoomGateway, TurnRoom
+from src.gateway.chat_room_gateway import TurnRoom
+from src.gateway.message_gateway import MessageGateway
 from src.infra.db_client import Database
 from tests.factories import create_user
 
@@ -68,7 +69,10 @@ async def prefer(connection: AsyncConnection, user: uuid.UUID, persona: int) -> 
 async def turn_room(database: Database, user: uuid.UUID, room_id: int) -> TurnRoom:
     claims = {"sub": str(user), "role": "authenticated"}
     async with database.user_transaction(claims) as session:
-        return await ChatRoomGateway(session).for_turn(room_id, user)
+        posted = await MessageGateway(session).post_in_room(
+            chat_room_id=room_id, user_id=user, content="Who answers?", history=5
+        )
+    return posted.room
 
 
 async def test_the_rooms_own_persona_answers(
@@ -133,3 +137,44 @@ async def test_a_room_of_others_is_not_found(
     room_id = await insert_room(connection, stranger, None)
     with pytest.raises(NotFoundError):
         await turn_room(database, user, room_id)
+
+
+async def test_the_history_is_the_messages_before_the_new_one_oldest_first(
+    database: Database, connection: AsyncConnection, user: uuid.UUID
+) -> None:
+    room_id = await insert_room(connection, user, None)
+    for role, content, sender in (
+        ("user", "first", user),
+        ("assistant", "second", None),
+    ):
+        await connection.execute(
+            text(
+                "insert into messages (chat_room_id, role, content, sender_user_id) "
+                "values (:room, :role, :content, :sender)"
+            ),
+            {"room": room_id, "role": role, "content": content, "sender": sender},
+        )
+    claims = {"sub": str(user), "role": "authenticated"}
+    async with database.user_transaction(claims) as session:
+        posted = await MessageGateway(session).post_in_room(
+            chat_room_id=room_id, user_id=user, content="third", history=5
+        )
+    saved = await connection.execute(
+        text("select content from messages where id = :id"), {"id": posted.id}
+    )
+    assert saved.scalar_one() == "third"
+    assert [(m.role, m.content) for m in posted.history] == [
+        ("user", "first"),
+        ("assistant", "second"),
+    ]
+
+
+async def test_a_stranger_posts_nothing(
+    database: Database, connection: AsyncConnection, user: uuid.UUID
+) -> None:
+    stranger = await create_user(connection)
+    room_id = await insert_room(connection, stranger, None)
+    with pytest.raises(NotFoundError):
+        await turn_room(database, user, room_id)
+    count = await connection.execute(text("select count(*) from messages"))
+    assert count.scalar_one() == 0
