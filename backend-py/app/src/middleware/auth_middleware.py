@@ -10,6 +10,7 @@ import asyncio
 import logging
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -172,10 +173,57 @@ def dev_public_keys(settings: Settings) -> dict[str, PyJWK]:
     return {jwk["kid"]: PyJWK(jwk)}
 
 
+VERIFIED_TOKEN_TTL_S = 60.0
+"""How long a verified token is trusted without checking its signature again."""
+VERIFIED_TOKEN_MAX_ENTRIES = 4096
+
+
+class VerifiedTokens:
+    """Tokens verified recently, so each request of a session is not re-verified.
+
+    A client sends the same access token with every request; checking its
+    signature each time is most of what authentication costs. An entry lasts
+    until the token expires (``exp`` plus the leeway), and at most ``ttl_s``,
+    so a signing key withdrawn from the JWKS stops being trusted within
+    ``ttl_s``. Bounded: when full, the oldest entry is dropped.
+    """
+
+    def __init__(
+        self,
+        *,
+        ttl_s: float = VERIFIED_TOKEN_TTL_S,
+        max_entries: int = VERIFIED_TOKEN_MAX_ENTRIES,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._ttl_s = ttl_s
+        self._max_entries = max_entries
+        self._clock = clock
+        self._entries: OrderedDict[str, tuple[CurrentUser, float]] = OrderedDict()
+
+    def get(self, token: str) -> CurrentUser | None:
+        """The user of a token verified earlier, while that still holds."""
+        entry = self._entries.get(token)
+        if entry is None:
+            return None
+        user, valid_until = entry
+        if valid_until <= self._clock():
+            del self._entries[token]
+            return None
+        return user
+
+    def add(self, token: str, user: CurrentUser, *, expires_at: float) -> None:
+        """Remember a verified token until ``expires_at`` (epoch seconds)."""
+        valid_until = min(expires_at, self._clock() + self._ttl_s)
+        self._entries[token] = (user, valid_until)
+        while len(self._entries) > self._max_entries:
+            self._entries.popitem(last=False)
+
+
 class TokenVerifier:
     """Turns a bearer token into a :class:`CurrentUser`, or refuses it.
 
-    Built once at start-up; verification is local (the JWKS is cached).
+    Built once at start-up; verification is local (the JWKS is cached), and a
+    token verified once is trusted for a short while (:class:`VerifiedTokens`).
     """
 
     def __init__(
@@ -183,11 +231,13 @@ class TokenVerifier:
         settings: Settings,
         jwks: JwksCache | None,
         local_keys: Mapping[str, PyJWK] | None = None,
+        verified: VerifiedTokens | None = None,
     ) -> None:
         self._settings = settings
         self._jwks = jwks
         self._local_keys = dict(local_keys or {})
         self._algorithms = frozenset(settings.jwt_algorithms) - {"none"}
+        self._verified = verified if verified is not None else VerifiedTokens()
 
     @classmethod
     def from_settings(
@@ -217,13 +267,19 @@ class TokenVerifier:
             ForbiddenError: The token is valid but its role may not use the API.
             ServiceUnavailableError: The JWKS endpoint could not be read (503).
         """
+        known = self._verified.get(token)
+        if known is not None:
+            return known
         header = self._header(token)
         algorithm = header.get("alg")
         if not isinstance(algorithm, str) or algorithm not in self._algorithms:
             raise AuthenticationError(f"algorithm not allowed: {algorithm}")
         key = await self._key_for(algorithm, header.get("kid"))
         claims = self._decode(token, key, algorithm)
-        return self._current_user(claims)
+        user = self._current_user(claims)
+        expires_at = float(claims["exp"]) + self._settings.jwt_leeway_s
+        self._verified.add(token, user, expires_at=expires_at)
+        return user
 
     @staticmethod
     def _header(token: str) -> dict[str, Any]:
