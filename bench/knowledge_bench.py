@@ -21,11 +21,14 @@ Measured:
   * ingestion with the offline embedding included (``IngestionWorker``);
   * hybrid search latency p50/p99 at 100,000 chunks through
     ``EmbeddingsGateway`` as a signed-in user (row-level security on), for
-    ordinary and common-word queries, beside an unbounded ``ts_rank``;
+    ordinary and common-word queries, the full-text leg alone for the same
+    queries, and an unbounded ``ts_rank`` for comparison;
   * recall@5 of the vector leg against exact (brute-force) search.
 
 Usage: ``make bench-knowledge`` (``BENCH_CHUNKS=20000`` for a quicker run;
-``--search-only`` re-measures search and recall on the last run's data).
+``--search-only`` re-measures search and recall on the last run's data, after
+applying any new migration to it). Settings come from the environment as in
+the app (e.g. ``HNSW_EF_SEARCH=48``, ``RETRIEVAL_TEXT_SCAN_LIMIT=100``).
 """
 
 import argparse
@@ -62,6 +65,7 @@ from src.gateway.document_index_gateway import (  # noqa: E402
 )
 from src.gateway.embeddings_gateway import (  # noqa: E402
     EmbeddingsGateway,
+    full_text_query,
     vector_literal,
 )
 from src.infra.db_client import Database, create_engine  # noqa: E402
@@ -144,7 +148,8 @@ class Bench:
                 conn.execute(f"drop database if exists {DB_NAME} with (force)")
                 conn.execute(f"create database {DB_NAME}")
             apply_compat_layer(self.conninfo)
-            apply_migrations(self.conninfo)
+        # On the last run's data too: search uses the newest SQL functions.
+        apply_migrations(self.conninfo)
         self.settings = Settings(
             _env_file=None,
             environment="test",
@@ -212,6 +217,7 @@ class Bench:
             [np.fromstring(r[1][1:-1], sep=",") for r in rows], dtype=np.float32
         )
         self.visible = np.array([r[3] is None for r in rows])
+        self.results["chunks"] = len(rows)
         picks = random.Random(SEED).sample(range(len(rows)), RECALL_QUERIES)
         self.query_texts = [" ".join(rows[i][2].split()[:12]) for i in picks]
         self.recall_vectors = self.embeddings.embed_array(self.query_texts)
@@ -445,7 +451,38 @@ class Bench:
             log(f"hybrid search, {name} queries, k=5: {fmt_ms(timings)}")
         self.results["query_embedding_ms"] = round(embed_ms, 1)
         log(f"query embedding (MiniLM, batched): {embed_ms:.1f} ms per query")
+        await self.text_leg_latency(ordinary, common_queries)
         await self.unbounded_text_rank(common_queries[:30])
+
+    async def text_leg_latency(self, ordinary: list[str], common: list[str]) -> None:
+        """The full-text leg alone (``match_document_chunks_text``), as the user."""
+        claims = {"sub": str(self.owner), "role": "authenticated"}
+        settings = self.settings
+        statement = text(
+            "select chunk_id from public.match_document_chunks_text(:q, "
+            "cast(:config as regconfig), :model, null, :scan_limit, :candidates)"
+        )
+        for name, queries in (("ordinary", ordinary), ("common_words", common)):
+            timings = []
+            for query in queries:
+                async with self.database.user_transaction(claims) as session:
+                    started = time.perf_counter()
+                    await session.execute(
+                        statement,
+                        {
+                            "q": full_text_query(query),
+                            "config": settings.text_search_config,
+                            "model": MODEL,
+                            "scan_limit": settings.retrieval_text_scan_limit,
+                            "candidates": settings.retrieval_candidates,
+                        },
+                    )
+                    timings.append((time.perf_counter() - started) * 1000)
+            self.results[f"text_leg_{name}_ms"] = {
+                "p50": round(percentile(timings, 50), 2),
+                "p99": round(percentile(timings, 99), 2),
+            }
+            log(f"full-text leg alone, {name} queries: {fmt_ms(timings)}")
 
     async def unbounded_text_rank(self, queries: list[str]) -> None:
         """The naive full-text ranking the bound replaces, for comparison."""
@@ -502,7 +539,7 @@ class Bench:
         row_of = {int(c): i for i, c in enumerate(self.chunk_ids)}
         fifth = [np.sort(1.0 - visible_vectors @ q)[4] for q in queries]
         sweep = {}
-        for ef in (20, 40, 80):
+        for ef in sorted({20, 40, 80, self.settings.hnsw_ef_search}):
             found = [await self.vector_leg(q, ef) for q in queries]
             recall = statistics.mean(
                 sum(1.0 - float(self.vectors[row_of[c]] @ q) <= kth + 1e-5 for c in ids)
