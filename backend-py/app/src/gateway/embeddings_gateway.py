@@ -5,12 +5,13 @@ documents, the shared knowledge base, and the given room's documents) embedded
 by the configured model. The vector leg walks the HNSW index with iterative
 scans (``hnsw.iterative_scan``, set for every connection by
 ``db_client.session_options``), so filtering out other users' rows does not
-starve it of results. The
-full-text leg is ``match_document_chunks_text`` (migration
-20261122050000): it reads at most ``retrieval_text_scan_limit`` GIN matches
-before ranking them, so a query of common words stays as cheap as a rare one,
-and it runs as the table owner because row-level security would keep the GIN
-index from being used. The two rankings are merged with weighted reciprocal
+starve it of results. The full-text leg is ``match_document_chunks_text``
+(migrations 20261122050000 and 060000): it reads at most
+``retrieval_text_scan_limit`` matches (through the GIN index for selective
+words, from the table when matches are plentiful) before ranking them with
+``ts_rank``, so a query of common words stays about as cheap as a rare one, and
+it runs as the table owner because row-level security would keep the GIN index
+from being used. The two rankings are merged with weighted reciprocal
 rank fusion: ``score = w_v / (rrf_k + rank_v) + w_t / (rrf_k + rank_t)``.
 
 The statement runs in the caller's transaction; in a user transaction Postgres
