@@ -8,11 +8,10 @@ document was edited or deleted meanwhile, changes nothing.
 """
 
 import json
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, cast
+from typing import Any, Literal
 
-import psycopg
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -75,10 +74,39 @@ update public.documents
 
 _DELETE_CHUNKS_SQL = text("delete from public.document_chunks where document_id = :id")
 
-_COPY_CHUNKS_SQL = (
-    "copy public.document_chunks (document_id, chunk_index, content, heading_path,"
-    " token_count, embedding, embedding_model, ts_config) from stdin"
+_COPY_COLUMNS = (
+    "document_id",
+    "chunk_index",
+    "content",
+    "heading_path",
+    "token_count",
+    "embedding",
+    "embedding_model",
+    "ts_config",
 )
+# COPY's text format: a backslash, tab, newline or carriage return inside a
+# value is written as its backslash escape.
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def _copy_line(values: Sequence[object]) -> bytes:
+    """One row in COPY's text format (no value here is ever NULL)."""
+    return ("\t".join(str(v).translate(_COPY_ESCAPES) for v in values) + "\n").encode()
+
+
+class _AsyncLines:
+    """COPY data for asyncpg, which reads an async iterable of bytes."""
+
+    def __init__(self, lines: Sequence[bytes]) -> None:
+        self._lines = lines
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return self._iterate()
+
+    async def _iterate(self) -> AsyncIterator[bytes]:
+        for line in self._lines:
+            yield line
+
 
 _RECORD_FAILURE_SQL = text(f"""
 update public.documents
@@ -350,22 +378,26 @@ class DocumentIndexGateway:
     ) -> None:
         connection = await self._session.connection()
         raw = await connection.get_raw_connection()
-        driver = cast("psycopg.AsyncConnection[Any]", raw.driver_connection)
-        async with (
-            driver.cursor() as cursor,
-            cursor.copy(_COPY_CHUNKS_SQL) as copy,
-        ):
-            for item in chunks:
-                chunk = item.chunk
-                await copy.write_row(
-                    (
-                        document_id,
-                        chunk.index,
-                        chunk.content,
-                        chunk.heading_path,
-                        chunk.token_count,
-                        item.embedding,
-                        model,
-                        ts_config,
-                    )
+        driver: Any = raw.driver_connection  # asyncpg's connection
+        rows = [
+            _copy_line(
+                (
+                    document_id,
+                    item.chunk.index,
+                    item.chunk.content,
+                    item.chunk.heading_path,
+                    item.chunk.token_count,
+                    item.embedding,
+                    model,
+                    ts_config,
                 )
+            )
+            for item in chunks
+        ]
+        await driver.copy_to_table(
+            "document_chunks",
+            schema_name="public",
+            columns=list(_COPY_COLUMNS),
+            source=_AsyncLines(rows),
+            format="text",
+        )

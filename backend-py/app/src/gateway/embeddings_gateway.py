@@ -4,7 +4,7 @@ Both legs see only chunks of ready documents the caller may search (own private
 documents, the shared knowledge base, and the given room's documents) embedded
 by the configured model. The vector leg walks the HNSW index with iterative
 scans (``hnsw.iterative_scan``, set for every connection by
-``db_client.session_options``), so filtering out other users' rows does not
+``db_client.session_settings``), so filtering out other users' rows does not
 starve it of results. The full-text leg is ``match_document_chunks_text``
 (migrations 20261122050000 and 060000): it reads at most
 ``retrieval_text_scan_limit`` matches (through the GIN index for selective
@@ -60,8 +60,9 @@ vector_ranked as (
 text_ranked as (
   select t.chunk_id as id, t.rank
     from public.match_document_chunks_text(
-      :query, cast(:ts_config as regconfig), :model, :room_id,
-      :text_scan_limit, :candidates
+      cast(:query as text), cast(:ts_config as regconfig), cast(:model as text),
+      cast(:room_id as bigint), cast(:text_scan_limit as integer),
+      cast(:candidates as integer)
     ) t
 ),
 fused as (

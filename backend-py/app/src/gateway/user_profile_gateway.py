@@ -88,5 +88,6 @@ class UserProfileGateway:
 
 
 def _violated_constraint(exc: IntegrityError) -> str | None:
-    diag = getattr(exc.orig, "diag", None)
-    return getattr(diag, "constraint_name", None)
+    # SQLAlchemy wraps asyncpg's error, which names the constraint.
+    driver_error = getattr(exc.orig, "__cause__", None)
+    return getattr(driver_error, "constraint_name", None)

@@ -4,6 +4,7 @@ import logging
 from http import HTTPStatus
 from typing import Any
 
+import asyncpg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -133,10 +134,36 @@ async def handle_database_unavailable(_: Request, exc: Exception) -> JSONRespons
     )
 
 
+UNAVAILABLE_SQLSTATE_CLASSES = frozenset({"08", "53", "57"})
+"""Connection exceptions, insufficient resources (too many connections), and
+operator intervention (statement timeout, shutdown, server starting up)."""
+
+
+def means_unavailable(sqlstate: object) -> bool:
+    """Whether a SQLSTATE says the database cannot serve now (not a bug)."""
+    return isinstance(sqlstate, str) and sqlstate[:2] in UNAVAILABLE_SQLSTATE_CLASSES
+
+
 async def handle_database_error(request: Request, exc: Exception) -> JSONResponse:
     """Connection-level driver errors are 503; anything else is a bug (500)."""
     assert isinstance(exc, DBAPIError)  # noqa: S101
-    if exc.connection_invalidated or isinstance(exc, OperationalError | InterfaceError):
+    if (
+        exc.connection_invalidated
+        or isinstance(exc, OperationalError | InterfaceError)
+        or means_unavailable(getattr(exc.orig, "sqlstate", None))
+    ):
+        return await handle_database_unavailable(request, exc)
+    return await handle_unexpected_error(request, exc)
+
+
+async def handle_driver_error(request: Request, exc: Exception) -> JSONResponse:
+    """The driver's own errors, raised while connecting (SQLAlchemy wraps the rest).
+
+    A refused or dropped connection, or a server that is starting or full, is
+    503; anything else is a bug (500).
+    """
+    sqlstate = getattr(exc, "sqlstate", None)
+    if isinstance(exc, OSError | asyncpg.InterfaceError) or means_unavailable(sqlstate):
         return await handle_database_unavailable(request, exc)
     return await handle_unexpected_error(request, exc)
 
@@ -157,4 +184,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestBodyTooLarge, handle_body_too_large)
     app.add_exception_handler(PoolTimeoutError, handle_database_unavailable)
     app.add_exception_handler(DBAPIError, handle_database_error)
+    app.add_exception_handler(OSError, handle_driver_error)
+    app.add_exception_handler(asyncpg.PostgresError, handle_driver_error)
+    app.add_exception_handler(asyncpg.InterfaceError, handle_driver_error)
     app.add_exception_handler(Exception, handle_unexpected_error)

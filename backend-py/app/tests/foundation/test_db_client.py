@@ -7,7 +7,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from src.infra.db_client import Database, create_engine
+from src.infra.db_client import Database, async_url, create_engine, libpq_url
 from tests.conftest import make_settings
 
 CLAIMS = {"sub": str(uuid.UUID(int=7)), "role": "authenticated"}
@@ -59,3 +59,33 @@ async def test_a_dead_pooled_connection_is_replaced_without_an_error(
         role = (await session.execute(text("select current_user"))).scalar_one()
     assert second_pid != first_pid
     assert role == "authenticated"
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        (
+            "postgresql://u:p@db.example.co:5432/postgres?sslmode=require",
+            "postgresql+asyncpg://u:p@db.example.co:5432/postgres?ssl=require",
+        ),
+        ("postgres://u@h/db", "postgresql+asyncpg://u@h/db"),
+        (
+            "postgresql+psycopg://postgres@/postgres?host=/tmp/pg",
+            "postgresql+asyncpg://postgres@/postgres?host=/tmp/pg",
+        ),
+    ],
+)
+def test_any_postgres_url_becomes_an_asyncpg_one(url: str, expected: str) -> None:
+    assert async_url(url) == expected
+
+
+def test_the_worker_gets_back_a_libpq_url() -> None:
+    url = "postgresql+asyncpg://u:p@h:5432/postgres?ssl=verify-full&host=/tmp/pg"
+    assert libpq_url(url) == (
+        "postgresql://u:p@h:5432/postgres?sslmode=verify-full&host=/tmp/pg"
+    )
+
+
+def test_a_url_of_another_database_is_refused() -> None:
+    with pytest.raises(ValueError, match="PostgreSQL"):
+        async_url("mysql://u@h/db")
