@@ -213,9 +213,12 @@ class Bench:
                 "select id from auth.users where id <> %s", (self.stranger,)
             ).fetchone()[0]
         self.chunk_ids = np.array([r[0] for r in rows])
+        # What --ingest-only writes again: the stored texts and vectors.
+        self.contexts = [r[2] for r in rows]
         self.vectors = np.array(
             [np.fromstring(r[1][1:-1], sep=",") for r in rows], dtype=np.float32
         )
+        self.all_vectors = self.vectors
         self.visible = np.array([r[3] is None for r in rows])
         self.results["chunks"] = len(rows)
         picks = random.Random(SEED).sample(range(len(rows)), RECALL_QUERIES)
@@ -224,7 +227,7 @@ class Bench:
         log(f"reusing {len(rows)} chunks of the last run")
 
     def sample_rows(self, count: int) -> tuple[list[str], np.ndarray]:
-        rows = self.rng.integers(0, CHUNKS, size=count)
+        rows = self.rng.integers(0, min(CHUNKS, len(self.contexts)), size=count)
         return [self.contexts[i] for i in rows], self.all_vectors[rows]
 
     def bulk_load(self) -> None:
@@ -550,7 +553,14 @@ class Bench:
             log(f"vector leg recall@5 vs exact, ef_search={ef}: {recall:.3f}")
         self.results["vector_recall_at_5"] = sweep
 
-    async def run(self, *, search_only: bool) -> None:
+    async def run(self, *, search_only: bool, ingest_only: bool = False) -> None:
+        if ingest_only:
+            self.load_existing()
+            self.settle()
+            await self.live_ingestion()
+            log("RESULTS " + json.dumps(self.results))
+            await self.database.dispose()
+            return
         if search_only:
             self.load_existing()
         else:
@@ -574,8 +584,18 @@ def main() -> None:
         action="store_true",
         help="reuse the last run's 100,000 chunks; measure search and recall only",
     )
-    search_only = parser.parse_args().search_only
-    asyncio.run(Bench(fresh=not search_only).run(search_only=search_only))
+    parser.add_argument(
+        "--ingest-only",
+        action="store_true",
+        help="reuse the last run's chunks; measure writes into the live index only",
+    )
+    args = parser.parse_args()
+    reuse = args.search_only or args.ingest_only
+    asyncio.run(
+        Bench(fresh=not reuse).run(
+            search_only=args.search_only, ingest_only=args.ingest_only
+        )
+    )
 
 
 if __name__ == "__main__":
