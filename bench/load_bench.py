@@ -7,9 +7,9 @@ What runs:
   * one ``uvicorn`` process on 127.0.0.1 (one worker; uvloop and httptools, as
     ``make run`` picks them) serving the normal app with AI providers of
     constant cost (``bench/bench_app.py``): model compute is taken out, every
-    other part of a chat turn is real (JWT check, three row-level-security
-    transactions, hybrid retrieval SQL, prompt building, the LangChain call,
-    saving the answer);
+    other part of a chat turn is real (JWT check, the row-level-security
+    transaction that saves the message and runs the hybrid retrieval SQL,
+    prompt building, the LangChain call, saving the answer);
   * ``--connections`` users, each with their own token, room and keep-alive
     connection, in closed loops (send, wait for the answer, send again) for a
     fixed time: first ``GET /health``, then ``POST /api/chat`` (after a
