@@ -6,6 +6,7 @@ connection inside an outer transaction; every session the app opens joins it
 with a savepoint, and the outer transaction is rolled back when the test ends.
 """
 
+import json
 import os
 import tempfile
 import uuid
@@ -81,8 +82,11 @@ async def engine(settings: Settings) -> AsyncIterator[AsyncEngine]:
 class RollbackDatabase(Database):
     """A :class:`Database` whose transactions are savepoints of the test's one.
 
-    ``set_config(..., true)`` outlives a released savepoint, so a user
-    transaction resets the role at its end, as the end of a real transaction does.
+    A user transaction takes the role and claims as the real one does, in a
+    savepoint instead of its own ``BEGIN`` (tests/foundation/test_db_client.py
+    covers the real one). ``set_config(..., true)`` outlives a released
+    savepoint, so it resets the role at its end, as a real transaction's end
+    does.
     """
 
     @asynccontextmanager
@@ -93,7 +97,14 @@ class RollbackDatabase(Database):
 
     @asynccontextmanager
     async def user_transaction(self, claims: Any) -> AsyncIterator[AsyncSession]:
-        async with super().user_transaction(claims) as session:
+        async with self.sessionmaker() as session, session.begin():
+            await session.execute(
+                text(
+                    "select set_config('role', 'authenticated', true), "
+                    "set_config('request.jwt.claims', :claims, true)"
+                ),
+                {"claims": json.dumps(claims)},
+            )
             yield session
             # Only on success: a rolled-back savepoint already undid the settings.
             if session.in_transaction():

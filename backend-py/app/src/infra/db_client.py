@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
-from sqlalchemy import Executable, text
-from sqlalchemy.exc import DBAPIError
+import asyncpg
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -42,10 +42,52 @@ from src.settings import Settings
 
 logger = logging.getLogger(__name__)
 
-_AS_USER_SQL = text(
-    "select set_config('role', 'authenticated', true), "
-    "set_config('request.jwt.claims', :claims, true)"
+_BEGIN_AS_USER = (
+    "begin; select set_config('role', 'authenticated', true), "
+    "set_config('request.jwt.claims', {claims}, true)"
 )
+DEAD_CONNECTION_ERRORS = (
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.exceptions.AdminShutdownError,
+    OSError,
+)
+"""What asyncpg raises on a connection the server has closed."""
+
+
+def sql_literal(text: str) -> str:
+    """``text`` as a SQL string literal.
+
+    Connections run with ``standard_conforming_strings`` on (see
+    :func:`session_settings`): a doubled quote is then a literal's only escape.
+
+    Raises:
+        ValueError: ``text`` holds a NUL character, which no literal can.
+    """
+    if "\x00" in text:
+        raise ValueError("a SQL literal cannot hold a NUL character")
+    return "'" + text.replace("'", "''") + "'"
+
+
+async def driver_connection(session: AsyncSession) -> Any:
+    """The session's asyncpg connection, never left inside a transaction.
+
+    A transaction that a cancelled request could not end is rolled back here,
+    before the connection serves anyone else.
+    """
+    connection = await session.connection()
+    driver: Any = (await connection.get_raw_connection()).driver_connection
+    if driver.is_in_transaction():
+        await driver.execute("rollback")
+    return driver
+
+
+async def _roll_back(session: AsyncSession, driver: Any) -> None:
+    """End the transaction; a dead connection is dropped from the pool instead."""
+    try:
+        await driver.execute("rollback")
+    except DEAD_CONNECTION_ERRORS:
+        await (await session.connection()).invalidate()
 
 
 _DRIVER_PREFIXES = (
@@ -115,40 +157,45 @@ class Database:
     ) -> AsyncIterator[AsyncSession]:
         """A transaction as the ``authenticated`` role with these JWT claims.
 
-        Commits when the block ends, rolls back when it raises.
+        Commits when the block ends, rolls back when it raises. One round trip
+        starts it: ``BEGIN`` and the two ``set_config`` reach the server as one
+        message (as PostgREST does), on a connection SQLAlchemy drives in
+        autocommit mode; the block's statements run inside that transaction.
         """
-        session = await self._session_as_user(claims)
-        async with session:  # closing rolls back what was not committed
-            yield session
-            await session.commit()
+        script = _BEGIN_AS_USER.format(claims=sql_literal(json.dumps(claims)))
+        session, driver = await self._begin(script)
+        async with session:
+            try:
+                yield session
+                await session.flush()
+                await driver.execute("commit")
+            finally:
+                if driver.is_in_transaction():  # the block raised or was cancelled
+                    await _roll_back(session, driver)
 
-    async def _session_as_user(self, claims: Mapping[str, Any]) -> AsyncSession:
-        """A session whose transaction has taken the user's role and claims.
+    async def _begin(self, script: str) -> tuple[AsyncSession, Any]:
+        """A session whose connection has begun a transaction with ``script``.
 
         A pooled connection can be dead (the database restarted since it was
-        last used): the first statement then fails with the connection
-        invalidated, SQLAlchemy drops the stale pool, and one retry connects
-        afresh. Nothing was done on the dead connection, so retrying is safe.
+        last used): then the pool is replaced, and one retry connects afresh.
+        Nothing ran on the dead connection, so retrying is safe.
         """
-        params = {"claims": json.dumps(claims)}
         try:
-            return await self._session_after(_AS_USER_SQL, params)
-        except DBAPIError as exc:
-            if not exc.connection_invalidated:
-                raise
-            return await self._session_after(_AS_USER_SQL, params)
+            return await self._session_after(script)
+        except DEAD_CONNECTION_ERRORS:
+            await self.engine.dispose(close=False)
+            return await self._session_after(script)
 
-    async def _session_after(
-        self, statement: Executable, params: Mapping[str, Any]
-    ) -> AsyncSession:
-        """A new session whose transaction has run ``statement``."""
-        session = self.sessionmaker()
+    async def _session_after(self, script: str) -> tuple[AsyncSession, Any]:
+        """A new session whose connection has run ``script`` (asyncpg's own)."""
+        session = self.autocommit_sessionmaker()
         try:
-            await session.execute(statement, params)
+            driver = await driver_connection(session)
+            await driver.execute(script)
         except BaseException:
             await session.close()
             raise
-        return session
+        return session, driver
 
     @asynccontextmanager
     async def service_transaction(self) -> AsyncIterator[AsyncSession]:
@@ -165,6 +212,7 @@ class Database:
         Bypasses row-level security, like :meth:`service_transaction`.
         """
         async with self.autocommit_sessionmaker() as session:
+            await driver_connection(session)  # never inside a leftover transaction
             yield session
 
     async def ping(self) -> None:
@@ -199,6 +247,7 @@ def session_settings(settings: Settings) -> dict[str, str]:
     """
     return {
         "application_name": "rag-chat-backend",
+        "standard_conforming_strings": "on",
         "statement_timeout": str(settings.db_statement_timeout_ms),
         "random_page_cost": "1.1",
         "plan_cache_mode": "force_generic_plan",

@@ -1,13 +1,26 @@
-"""Database: session defaults on every connection, and no ping before each use."""
+"""Database: one round trip to begin as the user, session defaults, no ping.
 
+These tests use an engine of their own (one pooled connection, so every
+transaction reuses it) because the test suite's ``database`` fixture runs user
+transactions as savepoints of the test's transaction instead.
+"""
+
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 
 import pytest
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from src.infra.db_client import Database, async_url, create_engine, libpq_url
+from src.infra.db_client import (
+    Database,
+    async_url,
+    create_engine,
+    libpq_url,
+    sql_literal,
+)
 from tests.conftest import make_settings
 
 CLAIMS = {"sub": str(uuid.UUID(int=7)), "role": "authenticated"}
@@ -59,6 +72,99 @@ async def test_a_dead_pooled_connection_is_replaced_without_an_error(
         role = (await session.execute(text("select current_user"))).scalar_one()
     assert second_pid != first_pid
     assert role == "authenticated"
+
+
+async def notes(session: AsyncSession) -> list[str]:
+    await session.execute(text("create temp table if not exists notes (v text)"))
+    rows = await session.execute(text("select v from notes order by v"))
+    return list(rows.scalars())
+
+
+async def insert_then_fail(database: Database, value: str, failing_sql: str) -> None:
+    async with database.user_transaction(CLAIMS) as session:
+        await session.execute(text("insert into notes values (:v)"), {"v": value})
+        await session.execute(text(failing_sql))
+
+
+async def insert_in_failing_savepoint(session: AsyncSession) -> None:
+    async with session.begin_nested():
+        await session.execute(text("insert into notes values ('inner')"))
+        await session.execute(text("select 1 / 0"))
+
+
+async def test_a_transaction_commits_what_its_block_did(
+    own_engine: AsyncEngine,
+) -> None:
+    database = Database(engine=own_engine)
+    async with database.user_transaction(CLAIMS) as session:
+        await notes(session)
+        await session.execute(text("insert into notes values ('kept')"))
+    async with database.user_transaction(CLAIMS) as session:
+        assert await notes(session) == ["kept"]
+
+
+async def test_a_block_that_raises_leaves_nothing_and_a_clean_connection(
+    own_engine: AsyncEngine,
+) -> None:
+    database = Database(engine=own_engine)
+    async with database.user_transaction(CLAIMS) as session:
+        await notes(session)
+    with pytest.raises(DBAPIError):  # a statement fails
+        await insert_then_fail(database, "lost", "select 1 / 0")
+    with pytest.raises(DBAPIError):  # a statement is refused before it runs
+        await insert_then_fail(database, "lost too", "select no_such_column")
+    async with database.user_transaction(CLAIMS) as session:
+        assert await notes(session) == []
+        role = await session.execute(text("select current_user"))
+        assert role.scalar_one() == "authenticated"
+
+
+async def test_a_cancelled_block_is_rolled_back(own_engine: AsyncEngine) -> None:
+    database = Database(engine=own_engine)
+    inserted = asyncio.Event()
+
+    async def cancelled_turn() -> None:
+        async with database.user_transaction(CLAIMS) as session:
+            await notes(session)
+            await session.execute(text("insert into notes values ('cancelled')"))
+            inserted.set()
+            await asyncio.sleep(60)
+
+    task = asyncio.create_task(cancelled_turn())
+    await inserted.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    async with database.user_transaction(CLAIMS) as session:
+        assert await notes(session) == []
+
+
+async def test_claims_reach_the_database_verbatim(own_engine: AsyncEngine) -> None:
+    claims = CLAIMS | {"email": "o'brien@example.com", "name": "\\'; drop --"}
+    async with Database(engine=own_engine).user_transaction(claims) as session:
+        row = await session.execute(
+            text(
+                "select auth.jwt() ->> 'email', auth.jwt() ->> 'name', auth.uid()::text"
+            )
+        )
+    assert tuple(row.one()) == (claims["email"], claims["name"], CLAIMS["sub"])
+
+
+async def test_a_savepoint_inside_rolls_back_alone(own_engine: AsyncEngine) -> None:
+    database = Database(engine=own_engine)
+    async with database.user_transaction(CLAIMS) as session:
+        await notes(session)
+        await session.execute(text("insert into notes values ('outer')"))
+        with pytest.raises(DBAPIError):
+            await insert_in_failing_savepoint(session)
+    async with database.user_transaction(CLAIMS) as session:
+        assert await notes(session) == ["outer"]
+
+
+def test_sql_literals_double_quotes_and_refuse_nul() -> None:
+    assert sql_literal("it's") == "'it''s'"
+    with pytest.raises(ValueError, match="NUL"):
+        sql_literal("a\x00b")
 
 
 @pytest.mark.parametrize(
