@@ -280,7 +280,7 @@ class DocumentChunks(SQLModel, table=True):
         UniqueConstraint('document_id', 'chunk_index', name='document_chunks_document_id_chunk_index_key'),
         Index('document_chunks_embedding_hnsw_idx', 'embedding', postgresql_ops={'embedding': 'vector_cosine_ops'}, postgresql_using='hnsw'),
         Index('document_chunks_embedding_model_idx', 'embedding_model'),
-        Index('document_chunks_fts_idx', 'fts', postgresql_using='gin'),
+        Index('document_chunks_fts_idx', 'fts', postgresql_using='gin', postgresql_with={'fastupdate': 'off'}),
         {'comment': 'Retrieval units of a document with their embeddings, written only '
                 "by the backend's indexing worker (service session). Readable by "
                 'users who can read the parent document.'}
