@@ -35,22 +35,25 @@ init: $(UV) ## Install the locked dependencies (uv sync)
 run: init ## Serve the API (HOST, PORT, WORKERS; embedded Postgres unless DATABASE_URL)
 	$(UV_RUN) python -m src.cli.serve
 
+# The benchmarks are code too: linted, formatted and type-checked with the app.
+BENCH_DIR := ../../bench
+
 test: init lint-backend-py-ci format-backend-py-check type-check-backend-py test-backend-py ## Lint, format check, mypy strict, pytest with coverage
 
 lint-backend-py: init ## Ruff lint with fixes
-	$(UV_RUN) ruff check --fix src tests
+	$(UV_RUN) ruff check --fix src tests $(BENCH_DIR)
 
 lint-backend-py-ci: init ## Ruff lint, no fixes
-	$(UV_RUN) ruff check src tests
+	$(UV_RUN) ruff check src tests $(BENCH_DIR)
 
 format-backend-py: init ## Ruff format
-	$(UV_RUN) ruff format src tests
+	$(UV_RUN) ruff format src tests $(BENCH_DIR)
 
 format-backend-py-check: init ## Ruff format check
-	$(UV_RUN) ruff format --check src tests
+	$(UV_RUN) ruff format --check src tests $(BENCH_DIR)
 
 type-check-backend-py: init ## MyPy (strict)
-	$(UV_RUN) mypy src tests
+	$(UV_RUN) mypy src tests $(BENCH_DIR)
 
 test-backend-py: init ## Pytest with coverage (fails under 85%)
 	$(UV_RUN) pytest --cov --cov-report=term --cov-report=html $(PYTEST_ARGS)

@@ -209,9 +209,11 @@ class Bench:
                 "order by c.document_id, c.chunk_index"
             ).fetchall()
             self.stranger = next(r[3] for r in rows if r[3] is not None)
-            self.owner = conn.execute(
+            owner = conn.execute(
                 "select id from auth.users where id <> %s", (self.stranger,)
-            ).fetchone()[0]
+            ).fetchone()
+            assert owner is not None, "the last run's users are gone"
+            self.owner = owner[0]
         self.chunk_ids = np.array([r[0] for r in rows])
         # What --ingest-only writes again: the stored texts and vectors.
         self.contexts = [r[2] for r in rows]

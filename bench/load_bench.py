@@ -690,9 +690,7 @@ select calls, total_plan_time + total_exec_time as total_ms,
 def enable_statement_stats(postgres: EmbeddedServer) -> EmbeddedServer:
     """Restart the bench server with pg_stat_statements (planning tracked too)."""
     with psycopg.connect(postgres.conninfo(), autocommit=True) as conn:
-        conn.execute(
-            "alter system set shared_preload_libraries = 'pg_stat_statements'"
-        )
+        conn.execute("alter system set shared_preload_libraries = 'pg_stat_statements'")
         conn.execute("alter system set pg_stat_statements.track = 'all'")
         conn.execute("alter system set pg_stat_statements.track_planning = on")
     data_dir = postgres.data_dir
