@@ -47,6 +47,9 @@ class Settings(BaseSettings):
     db_max_overflow: int = Field(default=0, ge=0)
     db_connect_timeout_s: float = Field(default=5.0, gt=0)
     db_statement_timeout_ms: int = Field(default=15_000, ge=0)
+    # Client-side bound on any statement: a database that stops answering (a
+    # frozen host, a network partition) cannot enforce its own timeout.
+    db_command_timeout_s: float = Field(default=20.0, gt=0)
     db_pool_timeout_s: float = Field(default=5.0, gt=0)
 
     # Supabase and auth

@@ -272,6 +272,9 @@ def create_engine(url: str, settings: Settings) -> AsyncEngine:
         pool_timeout=settings.db_pool_timeout_s,
         connect_args={
             "timeout": settings.db_connect_timeout_s,
+            # The driver gives up on a statement after this (TimeoutError, a
+            # 503): the server's statement_timeout needs a server that answers.
+            "command_timeout": settings.db_command_timeout_s,
             "server_settings": session_settings(settings),
         },
     )

@@ -195,3 +195,31 @@ def test_the_worker_gets_back_a_libpq_url() -> None:
 def test_a_url_of_another_database_is_refused() -> None:
     with pytest.raises(ValueError, match="PostgreSQL"):
         async_url("mysql://u@h/db")
+
+
+async def test_a_statement_the_server_never_answers_times_out_on_the_client(
+    database_url: str,
+) -> None:
+    # statement_timeout off: as if the server had stopped answering at all.
+    settings = make_settings(
+        database_url,
+        db_pool_size=1,
+        db_max_overflow=0,
+        db_statement_timeout_ms=0,
+        db_command_timeout_s=0.2,
+    )
+    engine = create_engine(database_url, settings)
+    database = Database(engine=engine)
+    try:
+        with pytest.raises(TimeoutError):
+            await sleep_in_transaction(database, seconds=30)
+        async with database.user_transaction(CLAIMS) as session:
+            role = await session.execute(text("select current_user"))
+            assert role.scalar_one() == "authenticated"
+    finally:
+        await engine.dispose()
+
+
+async def sleep_in_transaction(database: Database, *, seconds: float) -> None:
+    async with database.user_transaction(CLAIMS) as session:
+        await session.execute(text("select pg_sleep(:s)"), {"s": seconds})

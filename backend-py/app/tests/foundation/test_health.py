@@ -1,9 +1,10 @@
+import asyncpg
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy.ext.asyncio import create_async_engine
 
-from src.infra.db_client import Database
+from src.infra.db_client import Database, create_engine
+from src.settings import Settings
 
 
 async def test_health_is_ok(client: httpx.AsyncClient) -> None:
@@ -36,11 +37,10 @@ async def test_ready_checks_the_database(client: httpx.AsyncClient) -> None:
 
 
 async def test_ready_is_503_with_a_reason_when_the_database_is_down(
-    app: FastAPI, client: httpx.AsyncClient
+    app: FastAPI, client: httpx.AsyncClient, settings: Settings
 ) -> None:
-    unreachable = create_async_engine(
-        "postgresql+psycopg://postgres@/postgres?host=/nonexistent",
-        connect_args={"connect_timeout": 1},
+    unreachable = create_engine(
+        "postgresql://postgres@/postgres?host=/nonexistent", settings
     )
     app.state.database = Database(engine=unreachable)
     response = await client.get("/health/ready")
@@ -83,3 +83,25 @@ async def test_an_unexpected_error_is_a_500_carrying_the_request_id(
     assert body["error"] == "internal_error"
     assert body["request_id"] == response.headers["x-request-id"]
     assert "secret" not in response.text
+
+
+@pytest.mark.parametrize(
+    ("error", "status"),
+    [
+        (TimeoutError(), 503),  # the driver's command timeout
+        (ConnectionRefusedError(), 503),
+        (asyncpg.CannotConnectNowError("the database system is starting up"), 503),
+        (asyncpg.TooManyConnectionsError("too many clients"), 503),
+        (asyncpg.UniqueViolationError("duplicate key"), 500),
+    ],
+)
+async def test_driver_errors_raised_while_connecting_are_503_when_transient(
+    app: FastAPI, client: httpx.AsyncClient, error: Exception, status: int
+) -> None:
+    async def connect() -> None:
+        raise error
+
+    app.add_api_route("/connect", connect)
+    response = await client.get("/connect")
+    assert response.status_code == status
+    assert response.json()["error"] in {"database_unavailable", "internal_error"}
