@@ -27,6 +27,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from src.domain.entity.knowledge import RetrievedChunk
+from src.infra.db_client import DriverStatement
 from src.settings import Settings
 
 MAX_TEXT_QUERY_WORDS = 32
@@ -86,6 +87,7 @@ select c.id as chunk_id, c.document_id, d.title, c.content, c.heading_path,
   join public.documents d on d.id = c.document_id
  order by f.score desc, c.id
 """)  # noqa: S608 - only constant SQL fragments are interpolated
+_HYBRID_SEARCH = DriverStatement.of(_HYBRID_SEARCH_SQL)
 
 
 def full_text_query(query: str) -> str:
@@ -161,15 +163,15 @@ class EmbeddingsGateway:
             "text_weight": settings.retrieval_text_weight,
             "rrf_k": settings.retrieval_rrf_k,
         }
-        rows = await self._session.execute(_HYBRID_SEARCH_SQL, params)
+        rows = await _HYBRID_SEARCH.fetch(self._session, params)
         return [
             RetrievedChunk(
-                chunk_id=row.chunk_id,
-                document_id=row.document_id,
-                title=row.title,
-                content=row.content,
-                heading_path=row.heading_path,
-                score=float(row.score),
+                chunk_id=row["chunk_id"],
+                document_id=row["document_id"],
+                title=row["title"],
+                content=row["content"],
+                heading_path=row["heading_path"],
+                score=float(row["score"]),
             )
             for row in rows
         ]

@@ -13,6 +13,7 @@ from sqlmodel import col, select
 from src.domain.entity.models import GeneralUsers, Messages, VirtualUsers
 from src.domain.errors import NotFoundError
 from src.gateway.chat_room_gateway import TURN_ROOM, TurnRoom
+from src.infra.db_client import DriverStatement
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,17 +103,17 @@ class MessageGateway:
             "content": content,
             "limit": history,
         }
-        rows = (await self.session.execute(_POST_IN_ROOM, params)).all()
+        rows = await _POST_IN_ROOM.fetch(self.session, params)
         if not rows:
             raise NotFoundError(f"Chat room {chat_room_id} not found")
-        first = rows[0]
+        first = tuple(rows[0])
         return PostedMessage(
-            id=first.message_id,
+            id=first[_TURN_ROOM_COLUMNS],
             room=TurnRoom(*first[:_TURN_ROOM_COLUMNS]),
             history=[
-                HistoryEntry(row.role, row.content, row.status, row.sender_name)
-                for row in reversed(rows)
-                if row.role is not None
+                HistoryEntry(role, content, status, sender_name)
+                for *_, role, content, status, sender_name in reversed(rows)
+                if role is not None
             ],
         )
 
@@ -193,17 +194,19 @@ _RECENT = (
     )
     .where(_MESSAGES.c.chat_room_id == _ROOM.c.id)
     .order_by(_MESSAGES.c.id.desc())
-    .limit(bindparam("limit", type_=Integer, literal_execute=True))
+    .limit(bindparam("limit", type_=Integer))
     .lateral("recent")
 )
-_POST_IN_ROOM = select_columns(
-    *_ROOM.c,
-    _POSTED.c.id.label("message_id"),
-    _RECENT.c.role,
-    _RECENT.c.content,
-    _RECENT.c.status,
-    _RECENT.c.sender_name,
-).select_from(_ROOM.join(_POSTED, true()).outerjoin(_RECENT, true()))
+_POST_IN_ROOM = DriverStatement.of(
+    select_columns(
+        *_ROOM.c,
+        _POSTED.c.id.label("message_id"),
+        _RECENT.c.role,
+        _RECENT.c.content,
+        _RECENT.c.status,
+        _RECENT.c.sender_name,
+    ).select_from(_ROOM.join(_POSTED, true()).outerjoin(_RECENT, true()))
+)
 
 
 def _view(message: Messages, sender_name: str | None) -> MessageView:

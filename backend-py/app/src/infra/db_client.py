@@ -19,17 +19,19 @@ import logging
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 from urllib.parse import parse_qsl, urlencode
 
 import asyncpg
-from sqlalchemy import text
+from sqlalchemy import ClauseElement, text
+from sqlalchemy.dialects.postgresql.asyncpg import PGDialect_asyncpg
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.sql.compiler import SQLCompiler
 
 from src.infra.embedded_postgres import EmbeddedServer, start_embedded_postgres
 from src.infra.migrations import (
@@ -80,6 +82,47 @@ async def driver_connection(session: AsyncSession) -> Any:
     if driver.is_in_transaction():
         await driver.execute("rollback")
     return driver
+
+
+async def session_driver(session: AsyncSession) -> Any:
+    """The asyncpg connection under the session, inside its transaction."""
+    connection = await session.connection()
+    return (await connection.get_raw_connection()).driver_connection
+
+
+_ASYNCPG_DIALECT = PGDialect_asyncpg()  # type: ignore[no-untyped-call]
+
+
+@dataclass(frozen=True)
+class DriverStatement:
+    """A statement compiled once for asyncpg, run on a session's connection.
+
+    For the chat turn's hot path: SQLAlchemy's work per execution (parameter
+    processing, result wrapping, the ORM session's bookkeeping) costs more
+    API CPU than the statement itself. The statement is still built with
+    SQLAlchemy (or ``text``), in the session's transaction, with its row-level
+    security; rows come back as asyncpg records.
+    """
+
+    sql: str
+    names: tuple[str, ...]
+    defaults: Mapping[str, Any]
+
+    @classmethod
+    def of(cls, statement: ClauseElement) -> "DriverStatement":
+        """Compile ``statement`` (its bind parameters become ``$1``, ``$2``...)."""
+        compiled = cast(SQLCompiler, statement.compile(dialect=_ASYNCPG_DIALECT))
+        defaults = {
+            name: bind.value
+            for bind, name in compiled.bind_names.items()
+            if not bind.required
+        }
+        return cls(compiled.string, tuple(compiled.positiontup or ()), defaults)
+
+    async def fetch(self, session: AsyncSession, params: Mapping[str, Any]) -> Any:
+        """The rows, with ``params`` by bind name (literals need none)."""
+        args = [params[n] if n in params else self.defaults[n] for n in self.names]
+        return await (await session_driver(session)).fetch(self.sql, *args)
 
 
 async def _roll_back(session: AsyncSession, driver: Any) -> None:

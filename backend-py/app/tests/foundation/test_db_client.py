@@ -10,12 +10,13 @@ import uuid
 from collections.abc import AsyncIterator
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import Integer, bindparam, literal, select, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from src.infra.db_client import (
     Database,
+    DriverStatement,
     async_url,
     create_engine,
     libpq_url,
@@ -223,3 +224,19 @@ async def test_a_statement_the_server_never_answers_times_out_on_the_client(
 async def sleep_in_transaction(database: Database, *, seconds: float) -> None:
     async with database.user_transaction(CLAIMS) as session:
         await session.execute(text("select pg_sleep(:s)"), {"s": seconds})
+
+
+async def test_a_driver_statement_binds_by_name_and_keeps_literals(
+    database: Database,
+) -> None:
+    statement = DriverStatement.of(
+        select(
+            literal("fixed").label("fixed"),
+            bindparam("given", type_=Integer).label("given"),
+            (bindparam("given", type_=Integer) + 1).label("next"),
+        )
+    )
+    async with database.user_transaction(CLAIMS) as session:
+        rows = await statement.fetch(session, {"given": 41})
+    assert [tuple(row) for row in rows] == [("fixed", 41, 42)]
+    assert statement.names.count("given") >= 1
