@@ -274,15 +274,63 @@ class Loop:
             else:
                 phase.errors[f"HTTP {status}"] += 1
 
+    async def run_paced(
+        self, phase: Phase, deadline: float, interval: float, first: float
+    ) -> None:
+        """Send one request every ``interval`` seconds, from ``first`` on.
+
+        Latency counts from the scheduled time, so a slow answer that delays
+        the next request is charged to it too (no coordinated omission).
+        """
+        scheduled = first
+        while scheduled < deadline:
+            await asyncio.sleep(max(0.0, scheduled - time.perf_counter()))
+            await self.send_once(phase, since=scheduled)
+            scheduled += interval
+
+    async def send_once(self, phase: Phase, *, since: float) -> None:
+        """One request; its latency counts from ``since``."""
+        try:
+            async with asyncio.timeout(REQUEST_TIMEOUT_S):
+                status, body = await self.send(self.connection)
+        except (OSError, asyncio.IncompleteReadError, TimeoutError) as exc:
+            phase.errors[type(exc).__name__] += 1
+            self.connection.close()
+            return
+        if self.accept(status, body):
+            phase.latencies_ms.append((time.perf_counter() - since) * 1000)
+        else:
+            phase.errors[f"HTTP {status}"] += 1
+
 
 async def run_phase(
-    phase: Phase, loops: Sequence[Loop], seconds: float, meter: CpuMeter
+    phase: Phase,
+    loops: Sequence[Loop],
+    seconds: float,
+    meter: CpuMeter,
+    *,
+    rate: float | None = None,
 ) -> Phase:
-    """Run every loop for ``seconds``; records latencies and CPU time."""
+    """Run every loop for ``seconds``; records latencies and CPU time.
+
+    Closed loops by default; with ``rate``, each connection sends at its share
+    of ``rate`` requests/s, spread evenly (users who read the answer first).
+    """
     server_cpu, postgres_cpu, sessions = meter.read()
     started = time.perf_counter()
     deadline = started + seconds
-    await asyncio.gather(*(loop.run(phase, deadline) for loop in loops))
+    if rate is None:
+        await asyncio.gather(*(loop.run(phase, deadline) for loop in loops))
+    else:
+        interval = len(loops) / rate
+        await asyncio.gather(
+            *(
+                loop.run_paced(
+                    phase, deadline, interval, started + interval * n / len(loops)
+                )
+                for n, loop in enumerate(loops)
+            )
+        )
     phase.seconds = time.perf_counter() - started
     server_end, postgres_end, sessions_end = meter.read()
     phase.server_cpu_s = server_end - server_cpu
@@ -585,6 +633,7 @@ class Report:
     health: Phase
     warmup: Phase
     chat: Phase
+    paced: Phase
     counts: StoredCounts
     ledger: ChatLedger
 
@@ -594,11 +643,12 @@ class Report:
 
     @property
     def accepted_chat(self) -> int:
-        return self.warmup.accepted + self.chat.accepted
+        return self.warmup.accepted + self.chat.accepted + self.paced.accepted
 
     @property
     def error_count(self) -> int:
-        return sum(p.error_count for p in (self.health, self.warmup, self.chat))
+        phases = (self.health, self.warmup, self.chat, self.paced)
+        return sum(p.error_count for p in phases)
 
     @property
     def stored_exactly_once(self) -> bool:
@@ -631,7 +681,7 @@ class Report:
             "ms/req | DB sessions opened |",
             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
         ]
-        for p in (self.health, self.chat):
+        for p in (self.health, self.chat, self.paced):
             rows.append(
                 f"| {p.name} | {p.connections} | {p.seconds:.1f} | {p.accepted} "
                 f"| {p.throughput:,.0f} | {p.percentile(50):.1f} "
@@ -645,7 +695,12 @@ class Report:
 
     def markdown(self) -> str:
         a, c = self.args, self.counts
-        errors = dict(self.health.errors + self.warmup.errors + self.chat.errors)
+        errors = dict(
+            self.health.errors
+            + self.warmup.errors
+            + self.chat.errors
+            + self.paced.errors
+        )
         throughput = "met" if self.throughput_met else "NOT met"
         latency = "met" if self.latency_met else "NOT met"
         return "\n".join(
@@ -671,8 +726,13 @@ class Report:
                 f"In this closed loop the mean latency is connections / "
                 f"throughput = {self.closed_loop_mean_ms:.0f} ms (Little's law).",
                 f"- Errors: {errors or 'none'}.",
+                f"- Paced: the same 50 users sending {self.args.paced_fraction:.0%} "
+                "of that throughput, evenly spread (latency counted from each "
+                "request's scheduled time): p99 "
+                f"**{self.paced.percentile(99):.1f} ms**.",
                 f"- Stored afterwards (warm-up {self.warmup.accepted} + measured "
-                f"{self.chat.accepted} = {self.accepted_chat} accepted chat "
+                f"{self.chat.accepted} + paced {self.paced.accepted} = "
+                f"{self.accepted_chat} accepted chat "
                 f"requests): {c.user_messages} user messages, "
                 f"{c.assistant_messages} assistant messages, {c.other_messages} "
                 f"other; answered ids missing from the database: {c.missing_ids}; "
@@ -753,6 +813,15 @@ async def measure(
             Phase("POST /api/chat", args.connections), loops, args.duration, meter
         )
         log(f"chat: {chat.throughput:,.0f} req/s, errors {chat.error_count}")
+        rate = round(chat.throughput * args.paced_fraction)
+        paced = await run_phase(
+            Phase(f"POST /api/chat, paced at {rate} req/s", args.connections),
+            loops,
+            args.paced_duration,
+            meter,
+            rate=rate,
+        )
+        log(f"paced chat: p99 {paced.percentile(99):.0f} ms at {rate} req/s")
         if profiler is not None:
             await asyncio.to_thread(profiler.wait, 60)
         if args.statements:
@@ -766,7 +835,7 @@ async def measure(
     answered = ledger.user_message_ids | ledger.ai_message_ids
     rooms = [user.room_id for user in users]
     counts = await asyncio.to_thread(stored_counts, conninfo, rooms, answered)
-    return Report(args, health, warmup, chat, counts, ledger)
+    return Report(args, health, warmup, chat, paced, counts, ledger)
 
 
 def parse_args() -> argparse.Namespace:
@@ -776,6 +845,15 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--health-duration", type=float, default=10.0)
     parser.add_argument("--warmup", type=float, default=3.0, help="chat seconds")
     parser.add_argument("--chunks", type=int, default=2000, help="shared chunks")
+    parser.add_argument(
+        "--paced-fraction",
+        type=float,
+        default=0.8,
+        help="paced phase: this share of the closed-loop chat throughput",
+    )
+    parser.add_argument(
+        "--paced-duration", type=float, default=15.0, help="paced chat seconds"
+    )
     parser.add_argument("--pool-size", type=int, default=None, help="DB_POOL_SIZE")
     parser.add_argument("--log-level", default="WARNING", help="the server's")
     parser.add_argument("--profile", type=Path, help="py-spy output of the server")
