@@ -13,7 +13,10 @@ What runs:
   * ``--connections`` users, each with their own token, room and keep-alive
     connection, in closed loops (send, wait for the answer, send again) for a
     fixed time: first ``GET /health``, then ``POST /api/chat`` (after a
-    warm-up).
+    warm-up);
+  * the same users paced at ``--paced-fraction`` (80%) of the chat throughput
+    just measured, evenly spread, latency counted from each request's
+    scheduled time: the latency of a busy but not saturated server.
 
 The client is a minimal HTTP/1.1 keep-alive client on asyncio streams (uvloop):
 a heavier client (httpx) would cap ``/health`` well below what the server does
