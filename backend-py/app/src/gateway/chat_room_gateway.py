@@ -52,6 +52,7 @@ _ANSWERING_PERSONA = (
         _PERSONAS.c.system_prompt,
         _PERSONAS.c.model,
         _PERSONAS.c.temperature,
+        _PERSONAS.c.max_tokens,
     )
     .where(
         case(
@@ -77,6 +78,7 @@ TURN_ROOM = (
         _ANSWERING_PERSONA.c.system_prompt,
         _ANSWERING_PERSONA.c.model,
         _ANSWERING_PERSONA.c.temperature,
+        _ANSWERING_PERSONA.c.max_tokens,
     )
     .select_from(
         _ROOMS.join(
@@ -115,6 +117,7 @@ class TurnRoom:
     system_prompt: str | None
     model: str | None
     temperature: float | None
+    max_tokens: int | None
 
 
 class ChatRoomGateway:

@@ -67,13 +67,21 @@ class Persona:
     system_prompt: str
     model: str | None
     temperature: float | None
+    max_tokens: int | None
 
     @classmethod
     def of(cls, row: VirtualUsers | None) -> "Persona":
         """The persona of a row, or the built-in fallback when there is none."""
         if row is None:
             return cls.fallback()
-        return cls(row.id, row.name, row.system_prompt, row.model, row.temperature)
+        return cls(
+            row.id,
+            row.name,
+            row.system_prompt,
+            row.model,
+            _hundredths(row.temperature),
+            row.max_tokens,
+        )
 
     @classmethod
     def answering_in(cls, room: TurnRoom) -> "Persona":
@@ -85,13 +93,19 @@ class Persona:
             room.persona_name,
             room.system_prompt or "",
             room.model,
-            room.temperature,
+            _hundredths(room.temperature),
+            room.max_tokens,
         )
 
     @classmethod
     def fallback(cls) -> "Persona":
         """The built-in assistant, when no persona applies."""
-        return cls(None, "Assistant", FALLBACK_SYSTEM_PROMPT, None, None)
+        return cls(None, "Assistant", FALLBACK_SYSTEM_PROMPT, None, None, None)
+
+
+def _hundredths(temperature: float | None) -> float | None:
+    # The column is a ``real``: 0.9 reads back as 0.8999999761581421.
+    return None if temperature is None else round(temperature, 2)
 
 
 @dataclass(frozen=True)
@@ -197,6 +211,7 @@ class ChatUseCase:
                 self._prompt(turn, sources),
                 model=turn.persona.model,
                 temperature=turn.persona.temperature,
+                max_tokens=turn.persona.max_tokens,
             )
             cited = citations(sources)
             ai_message_id = await self._save_answer(turn, cited, generation)
@@ -258,6 +273,7 @@ class ChatUseCase:
                 self._prompt(turn, sources),
                 model=turn.persona.model,
                 temperature=turn.persona.temperature,
+                max_tokens=turn.persona.max_tokens,
             ):
                 if event.generation is not None:
                     generation = event.generation

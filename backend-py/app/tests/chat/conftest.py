@@ -32,6 +32,7 @@ class ScriptedLLM:
         self.deltas = list(deltas)
         self.error = error
         self.prompts: list[list[BaseMessage]] = []
+        self.options: list[dict[str, Any]] = []
 
     def _generation(self) -> Generation:
         text_ = "".join(self.deltas)
@@ -42,16 +43,20 @@ class ScriptedLLM:
             latency_ms=1,
         )
 
-    async def generate(self, messages: Sequence[BaseMessage], **_: Any) -> Generation:
+    async def generate(
+        self, messages: Sequence[BaseMessage], **options: Any
+    ) -> Generation:
         self.prompts.append(list(messages))
+        self.options.append(options)
         if self.error is not None:
             raise self.error
         return self._generation()
 
     async def stream(
-        self, messages: Sequence[BaseMessage], **_: Any
+        self, messages: Sequence[BaseMessage], **options: Any
     ) -> AsyncIterator[StreamEvent]:
         self.prompts.append(list(messages))
+        self.options.append(options)
         for delta in self.deltas:
             yield StreamEvent(delta=delta)
         if self.error is not None:

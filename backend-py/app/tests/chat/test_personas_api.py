@@ -69,6 +69,8 @@ async def test_admin_personas_are_read_only_and_others_invisible(
         {"name": "", "system_prompt": "x"},
         {"name": "x", "system_prompt": ""},
         {"name": "x", "system_prompt": "y", "temperature": 2.5},
+        {"name": "x", "system_prompt": "y", "max_tokens": 0},
+        {"name": "x", "system_prompt": "y", "max_tokens": 32001},
         {"name": "x" * 101, "system_prompt": "y"},
         {"name": "x", "system_prompt": "y", "owner_id": None},
     ],
@@ -94,6 +96,35 @@ async def test_models_must_be_allowed_when_openai_is_configured(
         "/api/virtual-users", json={**PERSONA, "model": settings.allowed_chat_models[0]}
     )
     assert allowed.status_code == 201
+
+
+async def test_a_personas_model_settings_reach_the_model(
+    auth_client: httpx.AsyncClient, scripted_llm: ScriptedLLM
+) -> None:
+    created = await auth_client.post(
+        "/api/virtual-users", json=PERSONA | {"max_tokens": 77}
+    )
+    persona = created.json()
+    assert persona["max_tokens"] == 77
+    patched = await auth_client.patch(
+        f"/api/virtual-users/{persona['id']}", json={"max_tokens": 64}
+    )
+    assert patched.json()["max_tokens"] == 64
+    reply = await auth_client.post(
+        "/api/chat", json={"message": "Ahoy?", "virtual_user_id": persona["id"]}
+    )
+    assert reply.status_code == 200
+    assert scripted_llm.options[-1] == {
+        "model": None,
+        "temperature": PERSONA["temperature"],
+        "max_tokens": 64,
+    }
+    streamed = await auth_client.post(
+        "/api/chat/stream",
+        json={"message": "Again?", "chat_room_id": reply.json()["chat_room_id"]},
+    )
+    assert streamed.status_code == 200
+    assert scripted_llm.options[-1]["max_tokens"] == 64
 
 
 async def test_a_members_own_persona_answers_for_everyone_in_the_room(

@@ -189,6 +189,7 @@ class PersonaOut(BaseModel):
     system_prompt: str
     model: str | None
     temperature: float | None
+    max_tokens: int | None
     owner_id: uuid.UUID | None
     is_default: bool
     created_at: datetime
@@ -206,6 +207,8 @@ Temperature = Annotated[
 ]
 """Rounded to hundredths: the column is a ``real``, which a value as tiny as
 ``1e-250`` underflows (a database error), and finer steps mean nothing."""
+MaxTokens = Annotated[int, Field(ge=1, le=32000)]
+"""The most tokens an answer may have (the column's check constraint)."""
 
 
 class PersonaCreate(RequestModel):
@@ -218,6 +221,7 @@ class PersonaCreate(RequestModel):
     system_prompt: SystemPrompt
     model: Annotated[str, StringConstraints(min_length=1, max_length=100)] | None = None
     temperature: Temperature | None = None
+    max_tokens: MaxTokens | None = None
 
 
 class PersonaUpdate(RequestModel):
@@ -230,6 +234,7 @@ class PersonaUpdate(RequestModel):
     system_prompt: SystemPrompt | None = None
     model: Annotated[str, StringConstraints(min_length=1, max_length=100)] | None = None
     temperature: Temperature | None = None
+    max_tokens: MaxTokens | None = None
 
     @model_validator(mode="after")
     def _required_fields_not_null(self) -> Self:

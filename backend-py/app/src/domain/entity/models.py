@@ -95,6 +95,7 @@ class VirtualUsers(SQLModel, table=True):
     __table_args__ = (
         CheckConstraint('NOT is_default OR owner_id IS NULL', name='virtual_users_default_is_admin'),
         CheckConstraint('char_length(btrim(name)) >= 1 AND char_length(name) <= 100', name='virtual_users_name_length'),
+        CheckConstraint('max_tokens IS NULL OR max_tokens >= 1 AND max_tokens <= 32000', name='virtual_users_max_tokens_range'),
         CheckConstraint('temperature IS NULL OR temperature >= 0::double precision AND temperature <= 2::double precision', name='virtual_users_temperature_range'),
         ForeignKeyConstraint(['owner_id'], ['general_users.id'], ondelete='CASCADE', name='virtual_users_owner_id_fkey'),
         PrimaryKeyConstraint('id', name='virtual_users_pkey'),
@@ -115,6 +116,7 @@ class VirtualUsers(SQLModel, table=True):
     owner_id: Optional[uuid.UUID] = Field(default=None, sa_column=Column('owner_id', Uuid, comment='Owner of a private persona. NULL = admin-provided persona visible to every signed-in user (manage those from the dashboard).'))
     model: Optional[str] = Field(default=None, sa_column=Column('model', Text, comment="Chat model name for this persona. NULL = the backend's configured default model."))
     temperature: Optional[float] = Field(default=None, sa_column=Column('temperature', REAL, comment="Sampling temperature 0..2. NULL = the backend's default."))
+    max_tokens: Optional[int] = Field(default=None, sa_column=Column('max_tokens', Integer, comment="Most tokens an answer may have (1..32000). NULL = the backend's LLM_MAX_TOKENS."))
 
     owner: Optional['GeneralUsers'] = Relationship(back_populates='virtual_users')
     chat_rooms: list['ChatRooms'] = Relationship(back_populates='virtual_user')
