@@ -21,6 +21,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import StreamingResponse
+from starlette.types import Receive, Scope, Send
 
 from src.controller.dependencies import (
     AIProvidersDep,
@@ -115,9 +116,30 @@ async def chat_stream(
     the usual JSON error.
     """
     turn = await use_case.prepare(request)
-    return StreamingResponse(
+    return ChatEventStream(
         _sse(use_case, turn), media_type="text/event-stream", headers=SSE_HEADERS
     )
+
+
+class ChatEventStream(StreamingResponse):
+    """The SSE response of a turn, which a server shutdown ends cleanly.
+
+    When the shutdown grace period runs out, uvicorn cancels the request: the
+    event generator then sends its ``error`` event and ends the body, but
+    Starlette's disconnect listener is cancelled too and the cancellation
+    would reach uvicorn, which logs it as an "Exception in ASGI application"
+    for every open stream. The stream was ended properly, so it is not one.
+    """
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Send the stream; a shutdown's cancellation ends it without an error."""
+        try:
+            await super().__call__(scope, receive, send)
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if task is None or not task.cancelling():  # pragma: no cover
+                raise
+            task.uncancel()
 
 
 def format_sse(event: ChatEvent) -> str:
