@@ -3,14 +3,17 @@
 Request code runs in :meth:`Database.user_transaction`: the transaction takes the
 ``authenticated`` role with the verified JWT claims in ``request.jwt.claims``, so
 Postgres row-level security enforces what the API checks. Work that must bypass
-RLS (creating ``general_users``, the ingestion worker) uses
-:meth:`Database.service_transaction`, which is named so it stands out in review.
+RLS (creating ``general_users``, saving the AI's answer, the ingestion worker)
+uses :meth:`Database.service_transaction` or :meth:`Database.service_statement`,
+named so they stand out in review.
 
-Round trips are what a request pays for most, so connections carry their
-session defaults (statement timeout, pgvector's HNSW search settings) from the
-moment they open, and a pooled connection is not pinged before each use: a
-user transaction whose first statement finds the connection dead (the database
-restarted) retries once on a fresh one, which is what a ping would have bought.
+Round trips are what a request pays for most. Connections carry their session
+settings (timeouts, pgvector's HNSW search settings) from the moment they
+open; a pooled connection is not pinged before each use (a user transaction
+that finds its connection dead, because the database restarted, retries once
+on a fresh one); a user transaction begins in one message; and the chat turn's
+statements run as :class:`DriverStatement` (asyncpg without SQLAlchemy's work
+per execution).
 """
 
 import asyncio
@@ -71,7 +74,7 @@ def sql_literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-async def driver_connection(session: AsyncSession) -> Any:
+async def idle_driver_connection(session: AsyncSession) -> Any:
     """The session's asyncpg connection, never left inside a transaction.
 
     A transaction that a cancelled request could not end is rolled back here,
@@ -84,7 +87,7 @@ async def driver_connection(session: AsyncSession) -> Any:
     return driver
 
 
-async def session_driver(session: AsyncSession) -> Any:
+async def driver_connection(session: AsyncSession) -> Any:
     """The asyncpg connection under the session, inside its transaction."""
     connection = await session.connection()
     return (await connection.get_raw_connection()).driver_connection
@@ -122,7 +125,7 @@ class DriverStatement:
     async def fetch(self, session: AsyncSession, params: Mapping[str, Any]) -> Any:
         """The rows, with ``params`` by bind name (literals need none)."""
         args = [params[n] if n in params else self.defaults[n] for n in self.names]
-        return await (await session_driver(session)).fetch(self.sql, *args)
+        return await (await driver_connection(session)).fetch(self.sql, *args)
 
 
 async def _roll_back(session: AsyncSession, driver: Any) -> None:
@@ -233,7 +236,7 @@ class Database:
         """A new session whose connection has run ``script`` (asyncpg's own)."""
         session = self.autocommit_sessionmaker()
         try:
-            driver = await driver_connection(session)
+            driver = await idle_driver_connection(session)
             await driver.execute(script)
         except BaseException:
             await session.close()
@@ -255,7 +258,7 @@ class Database:
         Bypasses row-level security, like :meth:`service_transaction`.
         """
         async with self.autocommit_sessionmaker() as session:
-            await driver_connection(session)  # never inside a leftover transaction
+            await idle_driver_connection(session)  # never inside a leftover transaction
             yield session
 
     async def ping(self) -> None:
