@@ -123,7 +123,13 @@ class DriverStatement:
         return cls(compiled.string, tuple(compiled.positiontup or ()), defaults)
 
     async def fetch(self, session: AsyncSession, params: Mapping[str, Any]) -> Any:
-        """The rows, with ``params`` by bind name (literals need none)."""
+        """The rows, with ``params`` by bind name (literals need none).
+
+        Objects added to the session are flushed first, as SQLAlchemy's own
+        execution would, so the statement sees them.
+        """
+        if session.new or session.dirty or session.deleted:
+            await session.flush()
         args = [params[n] if n in params else self.defaults[n] for n in self.names]
         return await (await driver_connection(session)).fetch(self.sql, *args)
 

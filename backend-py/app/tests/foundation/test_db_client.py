@@ -10,10 +10,13 @@ import uuid
 from collections.abc import AsyncIterator
 
 import pytest
-from sqlalchemy import Integer, bindparam, literal, select, text
+from sqlalchemy import Integer, bindparam, insert, literal, select, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlmodel import col
+from sqlmodel import select as sqlmodel_select
 
+from src.domain.entity.models import ChatRooms
 from src.infra.db_client import (
     Database,
     DriverStatement,
@@ -240,3 +243,23 @@ async def test_a_driver_statement_binds_by_name_and_keeps_literals(
         rows = await statement.fetch(session, {"given": 41})
     assert [tuple(row) for row in rows] == [("fixed", 41, 42)]
     assert statement.names.count("given") >= 1
+
+
+async def test_a_driver_statement_sees_what_the_session_has_not_flushed(
+    database: Database, user: uuid.UUID
+) -> None:
+    rooms = ChatRooms.metadata.tables["chat_rooms"]
+    statement = DriverStatement.of(
+        select(rooms.c.title).where(rooms.c.created_by == bindparam("owner"))
+    )
+    claims = {"sub": str(user), "role": "authenticated"}
+    async with database.user_transaction(claims) as session:
+        await session.execute(insert(rooms).values(title="Before", created_by=user))
+        room = (
+            await session.execute(
+                sqlmodel_select(ChatRooms).where(col(ChatRooms.created_by) == user)
+            )
+        ).scalar_one()
+        room.title = "After"  # changed in the session, not yet in the database
+        rows = await statement.fetch(session, {"owner": user})
+    assert [row["title"] for row in rows] == ["After"]
