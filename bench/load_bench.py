@@ -263,19 +263,7 @@ class Loop:
     async def run(self, phase: Phase, deadline: float) -> None:
         """Send, wait, send again until the deadline; the last request completes."""
         while time.perf_counter() < deadline:
-            started = time.perf_counter()
-            try:
-                async with asyncio.timeout(REQUEST_TIMEOUT_S):
-                    status, body = await self.send(self.connection)
-            except (OSError, asyncio.IncompleteReadError, TimeoutError) as exc:
-                phase.errors[type(exc).__name__] += 1
-                self.connection.close()
-                continue
-            elapsed_ms = (time.perf_counter() - started) * 1000
-            if self.accept(status, body):
-                phase.latencies_ms.append(elapsed_ms)
-            else:
-                phase.errors[f"HTTP {status}"] += 1
+            await self.send_once(phase, since=time.perf_counter())
 
     async def run_paced(
         self, phase: Phase, deadline: float, interval: float, first: float

@@ -33,7 +33,7 @@ from typing import Any
 from langchain_core.messages import BaseMessage
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from src.domain.entity.chat import ChatRequest, ChatResponse, Source
+from src.domain.entity.chat import ChatRequest, ChatResponse, Source, hundredths
 from src.domain.entity.knowledge import Retrieval, RetrievedChunk
 from src.domain.entity.models import VirtualUsers
 from src.domain.entity.user import CurrentUser
@@ -104,8 +104,7 @@ class Persona:
 
 
 def _hundredths(temperature: float | None) -> float | None:
-    # The column is a ``real``: 0.9 reads back as 0.8999999761581421.
-    return None if temperature is None else round(temperature, 2)
+    return None if temperature is None else hundredths(temperature)
 
 
 @dataclass(frozen=True)

@@ -106,6 +106,8 @@ async def test_a_personas_model_settings_reach_the_model(
     )
     persona = created.json()
     assert persona["max_tokens"] == 77
+    listed = (await auth_client.get("/api/virtual-users")).json()
+    assert listed[0]["temperature"] == PERSONA["temperature"]  # not 0.8999999…
     patched = await auth_client.patch(
         f"/api/virtual-users/{persona['id']}", json={"max_tokens": 64}
     )

@@ -48,6 +48,27 @@ async def as_service(conn: AsyncConnection) -> None:
     await conn.execute(text("select set_config('role', 'none', true)"))
 
 
+async def create_own_room(conn: AsyncConnection, owner: uuid.UUID) -> int:
+    """A room created by ``owner`` (acting as them), with them as its owner."""
+    room = (
+        await conn.execute(
+            text(
+                "insert into chat_rooms (title, created_by) values ('A', :me) "
+                "returning id"
+            ),
+            {"me": owner},
+        )
+    ).scalar_one()
+    await conn.execute(
+        text(
+            "insert into user_chats (chat_room_id, user_id, role) "
+            "values (:room, :me, 'owner')"
+        ),
+        {"room": room, "me": owner},
+    )
+    return int(room)
+
+
 async def count(conn: AsyncConnection, table: str) -> int:
     result = await conn.execute(text(f"select count(*) from public.{table}"))  # noqa: S608
     return int(result.scalar_one())
@@ -78,22 +99,7 @@ async def test_each_user_sees_only_their_rooms_messages_and_documents(
     bob = await create_user(connection, "bob-rls@example.com")
 
     await act_as(connection, alice)
-    room = (
-        await connection.execute(
-            text(
-                "insert into chat_rooms (title, created_by) values ('A', :me) "
-                "returning id"
-            ),
-            {"me": alice},
-        )
-    ).scalar_one()
-    await connection.execute(
-        text(
-            "insert into user_chats (chat_room_id, user_id, role) "
-            "values (:room, :me, 'owner')"
-        ),
-        {"room": room, "me": alice},
-    )
+    room = await create_own_room(connection, alice)
     await connection.execute(
         text(
             "insert into messages (chat_room_id, sender_user_id, role, content) "
@@ -163,22 +169,7 @@ async def test_a_user_cannot_post_into_a_room_they_are_not_in(
 async def test_a_member_cannot_forge_ai_messages(connection: AsyncConnection) -> None:
     alice = await create_user(connection, "alice-forge@example.com")
     await act_as(connection, alice)
-    room = (
-        await connection.execute(
-            text(
-                "insert into chat_rooms (title, created_by) values ('A', :me) "
-                "returning id"
-            ),
-            {"me": alice},
-        )
-    ).scalar_one()
-    await connection.execute(
-        text(
-            "insert into user_chats (chat_room_id, user_id, role) "
-            "values (:room, :me, 'owner')"
-        ),
-        {"room": room, "me": alice},
-    )
+    room = await create_own_room(connection, alice)
     refused = []
     for role, sender in (("assistant", None), ("system", None), ("user", None)):
         savepoint = await connection.begin_nested()

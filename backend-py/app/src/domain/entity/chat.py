@@ -180,6 +180,20 @@ class MemberAdd(RequestModel):
         return self
 
 
+def hundredths(temperature: float) -> float:
+    """A temperature rounded to hundredths.
+
+    The column is a ``real``: a value as tiny as ``1e-250`` underflows (a
+    database error), 0.9 reads back as 0.8999999761581421, and finer steps
+    mean nothing anyway.
+    """
+    return round(temperature, 2)
+
+
+Temperature = Annotated[float, Field(ge=0, le=2), AfterValidator(hundredths)]
+"""A sampling temperature, as written and as read back (see :func:`hundredths`)."""
+
+
 class PersonaOut(BaseModel):
     """An AI persona: the admins' (``owner_id`` null) or the user's own."""
 
@@ -188,7 +202,7 @@ class PersonaOut(BaseModel):
     description: str
     system_prompt: str
     model: str | None
-    temperature: float | None
+    temperature: Temperature | None
     max_tokens: int | None
     owner_id: uuid.UUID | None
     is_default: bool
@@ -202,11 +216,8 @@ PersonaName = Annotated[
 SystemPrompt = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=1, max_length=8000)
 ]
-Temperature = Annotated[
-    float, Field(ge=0, le=2), AfterValidator(lambda value: round(value, 2))
-]
-"""Rounded to hundredths: the column is a ``real``, which a value as tiny as
-``1e-250`` underflows (a database error), and finer steps mean nothing."""
+
+
 MaxTokens = Annotated[int, Field(ge=1, le=32000)]
 """The most tokens an answer may have (the column's check constraint)."""
 
