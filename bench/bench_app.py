@@ -30,6 +30,7 @@ from langchain_core.outputs import ChatGeneration, ChatResult
 from src.app import create_app
 from src.infra.ai_providers import AIProviders
 from src.infra.db_client import open_database
+from src.infra.gc_tuning import tune_gc_for_serving
 from src.infra.llm.chat_models import OneModelChatModels
 from src.infra.runtime import runtime
 from src.infra.tracing import Tracing
@@ -139,6 +140,7 @@ async def bench_lifespan(app: FastAPI) -> AsyncIterator[None]:
     providers = constant_providers(settings)
     try:
         async with runtime(app, settings, database, ai=providers):
+            tune_gc_for_serving()
             yield
     finally:
         await providers.aclose()

@@ -229,6 +229,7 @@ class Phase:
     seconds: float = 0.0
     server_cpu_s: float = 0.0
     postgres_cpu_s: float = 0.0
+    client_cpu_s: float = 0.0
     sessions_opened: int = 0
 
     @property
@@ -308,6 +309,7 @@ async def run_phase(
     of ``rate`` requests/s, spread evenly (users who read the answer first).
     """
     server_cpu, postgres_cpu, sessions = meter.read()
+    client_cpu = time.process_time()
     started = time.perf_counter()
     deadline = started + seconds
     if rate is None:
@@ -323,6 +325,7 @@ async def run_phase(
             )
         )
     phase.seconds = time.perf_counter() - started
+    phase.client_cpu_s = time.process_time() - client_cpu
     server_end, postgres_end, sessions_end = meter.read()
     phase.server_cpu_s = server_end - server_cpu
     # The meter's own session is one of the new ones.
@@ -669,8 +672,8 @@ class Report:
         rows = [
             "| Scenario | Connections | Seconds | Requests | Requests/s | p50 ms "
             "| p95 ms | p99 ms | max ms | Errors | API CPU ms/req | Postgres CPU "
-            "ms/req | DB sessions opened |",
-            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+            "ms/req | Client CPU ms/req | DB sessions opened |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
         ]
         for p in (self.health, self.chat, self.paced):
             rows.append(
@@ -680,6 +683,7 @@ class Report:
                 f"| {max(p.latencies_ms, default=float('nan')):.1f} "
                 f"| {p.error_count} | {p.cpu_ms_per_request(p.server_cpu_s):.2f} "
                 f"| {p.cpu_ms_per_request(p.postgres_cpu_s):.2f} "
+                f"| {p.cpu_ms_per_request(p.client_cpu_s):.2f} "
                 f"| {p.sessions_opened} |"
             )
         return rows
@@ -707,8 +711,9 @@ class Report:
                 "",
                 *self._phase_rows(),
                 "",
-                "CPU ms/req: CPU time of the API process (one core at most) and "
-                "of PostgreSQL per accepted request, from /proc.",
+                "CPU ms/req: CPU time of the API process (one core at most), "
+                "of PostgreSQL (from /proc) and of this benchmark's client per "
+                "accepted request.",
                 "",
                 f"- Chat throughput is **1/{self.ratio:.1f}** of `/health` "
                 f"(target: at least 1/{TARGET_RATIO:.0f}): **{throughput}**.",

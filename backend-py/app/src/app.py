@@ -18,6 +18,7 @@ from src.controller import (
     virtual_user_controller,
 )
 from src.infra.db_client import open_database
+from src.infra.gc_tuning import tune_gc_for_serving
 from src.infra.logging import configure_logging
 from src.infra.runtime import runtime
 from src.middleware.body_limit import RequestBodyMiddleware
@@ -35,6 +36,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     database = await open_database(settings)
     try:
         async with runtime(app, settings, database):
+            tune_gc_for_serving()
             logger.info("startup complete", extra={"environment": settings.environment})
             yield
     finally:

@@ -36,6 +36,7 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.sql.compiler import SQLCompiler
 
+from src.infra.connection_gate import ConnectionGate
 from src.infra.embedded_postgres import EmbeddedServer, start_embedded_postgres
 from src.infra.migrations import (
     apply_compat_layer,
@@ -195,8 +196,11 @@ class Database:
     embedded: EmbeddedServer | None = None
     sessionmaker: async_sessionmaker[AsyncSession] = field(init=False)
     autocommit_sessionmaker: async_sessionmaker[AsyncSession] = field(init=False)
+    gate: ConnectionGate = field(init=False)
+    """Every use of a pooled connection takes a turn here (fair, see its module)."""
 
     def __post_init__(self) -> None:
+        self.gate = ConnectionGate.for_engine(self.engine)
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
         self.autocommit_sessionmaker = async_sessionmaker(
             self.engine.execution_options(isolation_level="AUTOCOMMIT"),
@@ -215,15 +219,16 @@ class Database:
         autocommit mode; the block's statements run inside that transaction.
         """
         script = _BEGIN_AS_USER.format(claims=sql_literal(json.dumps(claims)))
-        session, driver = await self._begin(script)
-        async with session:
-            try:
-                yield session
-                await session.flush()
-                await driver.execute("commit")
-            finally:
-                if driver.is_in_transaction():  # the block raised or was cancelled
-                    await _roll_back(session, driver)
+        async with self.gate.turn():
+            session, driver = await self._begin(script)
+            async with session:
+                try:
+                    yield session
+                    await session.flush()
+                    await driver.execute("commit")
+                finally:
+                    if driver.is_in_transaction():  # the block raised or was cancelled
+                        await _roll_back(session, driver)
 
     async def _begin(self, script: str) -> tuple[AsyncSession, Any]:
         """A session whose connection has begun a transaction with ``script``.
@@ -252,7 +257,11 @@ class Database:
     @asynccontextmanager
     async def service_transaction(self) -> AsyncIterator[AsyncSession]:
         """A transaction as the connecting role: bypasses row-level security."""
-        async with self.sessionmaker() as session, session.begin():
+        async with (
+            self.gate.turn(),
+            self.sessionmaker() as session,
+            session.begin(),
+        ):
             yield session
 
     @asynccontextmanager
@@ -261,15 +270,19 @@ class Database:
 
         For a single write that needs no transaction around it: one round
         trip, where a transaction costs three (``BEGIN``, it, ``COMMIT``).
-        Bypasses row-level security, like :meth:`service_transaction`.
+        Bypasses row-level security, like :meth:`service_transaction`. It
+        finishes work (a turn's answer), so it is served before new work.
         """
-        async with self.autocommit_sessionmaker() as session:
+        async with (
+            self.gate.turn(urgent=True),
+            self.autocommit_sessionmaker() as session,
+        ):
             await idle_driver_connection(session)  # never inside a leftover transaction
             yield session
 
     async def ping(self) -> None:
         """Run ``select 1``; raises when the database cannot be reached."""
-        async with self.engine.connect() as conn:
+        async with self.gate.turn(), self.engine.connect() as conn:
             await conn.execute(text("select 1"))
 
     async def dispose(self) -> None:
