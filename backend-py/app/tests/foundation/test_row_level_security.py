@@ -240,3 +240,33 @@ async def test_admin_document_insert_is_shared_pending_and_notified(
     assert row.visibility == "shared"
     assert row.status == "pending"
     assert len(row.content_hash) == 64
+
+
+async def test_members_read_the_messages_of_exactly_the_rooms_they_are_in(
+    connection: AsyncConnection,
+) -> None:
+    carol = await create_user(connection, "carol-rls@example.com")
+    dave = await create_user(connection, "dave-rls@example.com")
+    await act_as(connection, carol)
+    rooms = [await create_own_room(connection, carol) for _ in range(2)]
+    await act_as(connection, dave)
+    daves_room = await create_own_room(connection, dave)
+    await as_service(connection)
+    for room in [*rooms, daves_room]:
+        await connection.execute(
+            text(
+                "insert into messages (chat_room_id, role, content) "
+                "values (:room, 'assistant', 'hello')"
+            ),
+            {"room": room},
+        )
+    read_rooms = text("select chat_room_id from messages order by chat_room_id")
+
+    await act_as(connection, carol)
+    assert list((await connection.execute(read_rooms)).scalars()) == rooms
+
+    await connection.execute(  # Carol leaves her second room
+        text("delete from user_chats where chat_room_id = :room and user_id = :me"),
+        {"room": rooms[1], "me": carol},
+    )
+    assert list((await connection.execute(read_rooms)).scalars()) == rooms[:1]
