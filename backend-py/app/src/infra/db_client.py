@@ -88,8 +88,15 @@ async def idle_driver_connection(session: AsyncSession) -> Any:
     return driver
 
 
+_DRIVER = "asyncpg_connection"
+"""``session.info`` key of the asyncpg connection a :class:`Database` session holds."""
+
+
 async def driver_connection(session: AsyncSession) -> Any:
     """The asyncpg connection under the session, inside its transaction."""
+    known = session.info.get(_DRIVER)
+    if known is not None:  # the session's own, remembered: no lookup through it
+        return known
     connection = await session.connection()
     return (await connection.get_raw_connection()).driver_connection
 
@@ -249,6 +256,7 @@ class Database:
         try:
             driver = await idle_driver_connection(session)
             await driver.execute(script)
+            session.info[_DRIVER] = driver
         except BaseException:
             await session.close()
             raise
@@ -277,7 +285,8 @@ class Database:
             self.gate.turn(urgent=True),
             self.autocommit_sessionmaker() as session,
         ):
-            await idle_driver_connection(session)  # never inside a leftover transaction
+            # Never inside a leftover transaction.
+            session.info[_DRIVER] = await idle_driver_connection(session)
             yield session
 
     async def ping(self) -> None:

@@ -8,7 +8,6 @@ from sqlalchemy import text
 from src.gateway.embeddings_gateway import (
     _HYBRID_SEARCH_SQL,
     full_text_query,
-    vector_literal,
 )
 from tests.factories import create_user
 from tests.knowledge.conftest import (
@@ -39,7 +38,7 @@ CORPUS = {
 
 def search_parameters(embedding: list[float]) -> dict[str, object]:
     return {
-        "embedding": vector_literal(embedding),
+        "embedding": embedding,
         "query": "nomatchword",
         "model": "all-MiniLM-L6-v2-int8",
         "room_id": None,
