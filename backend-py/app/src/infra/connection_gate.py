@@ -22,6 +22,9 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool import QueuePool
 
+UNBOUNDED = 1_000_000
+"""Turns of a gate in front of a pool that never makes anyone wait."""
+
 
 class ConnectionGate:
     """At most ``slots`` holders at a time, served in order, urgent ones first."""
@@ -47,7 +50,7 @@ class ConnectionGate:
         if isinstance(pool, QueuePool):
             overflow = max(pool._max_overflow, 0)  # no public accessor
             return cls(pool.size() + overflow, pool.timeout())
-        return cls(1_000_000, 30.0)  # pools without a bound (tests' NullPool)
+        return cls(UNBOUNDED, 30.0)  # NullPool, StaticPool: no queue to keep fair
 
     @property
     def waiting(self) -> int:

@@ -1,13 +1,15 @@
 """The connection gate: turns in order of arrival, finishing work first."""
 
 import asyncio
+import contextlib
 
 import pytest
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.pool import NullPool
 
 from src.infra.connection_gate import ConnectionGate
-from src.infra.db_client import Database, create_engine
+from src.infra.db_client import Database, async_url, create_engine
 from tests.conftest import make_settings
 
 
@@ -155,5 +157,19 @@ async def test_the_database_gate_is_as_wide_as_its_pool(database_url: str) -> No
             with pytest.raises(PoolTimeoutError):
                 await database.ping()
         await database.ping()
+    finally:
+        await engine.dispose()
+
+
+async def test_a_pool_without_a_bound_gets_a_gate_without_one(
+    database_url: str,
+) -> None:
+    engine = create_async_engine(async_url(database_url), poolclass=NullPool)
+    try:
+        gate = ConnectionGate.for_engine(engine)
+        async with contextlib.AsyncExitStack() as turns:
+            for _ in range(100):  # far more than any pool's size
+                await turns.enter_async_context(gate.turn())
+            assert gate.waiting == 0
     finally:
         await engine.dispose()
