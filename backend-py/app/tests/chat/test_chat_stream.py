@@ -1,19 +1,10 @@
-import json
-
 import httpx
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from src.domain.errors import LLMProviderError
 from tests.chat.conftest import ScriptedLLM
-
-
-def parse_sse(body: str) -> list[tuple[str, dict[str, object]]]:
-    events = []
-    for block in body.strip().split("\n\n"):
-        lines = dict(line.split(": ", 1) for line in block.splitlines())
-        events.append((lines["event"], json.loads(lines["data"])))
-    return events
+from tests.support.sse import sse_events
 
 
 async def stream_chat(
@@ -21,7 +12,9 @@ async def stream_chat(
 ) -> tuple[httpx.Response, list[tuple[str, dict[str, object]]]]:
     async with client.stream("POST", "/api/chat/stream", json=payload) as response:
         body = (await response.aread()).decode()
-    return response, parse_sse(body) if response.status_code == 200 else []
+    if response.status_code != 200:
+        return response, []
+    return response, sse_events(body.splitlines())
 
 
 async def test_events_come_in_order_and_the_answer_is_saved_once(

@@ -1,24 +1,14 @@
 """The served API, over real HTTP, with the offline providers."""
 
 import asyncio
-import json
 
 import httpx
 import pytest
 
 from tests.e2e.conftest import ApiServer
+from tests.support.sse import sse_events
 
 pytestmark = pytest.mark.e2e
-
-
-def sse_events(lines: list[str]) -> list[tuple[str, dict[str, object]]]:
-    events, name = [], ""
-    for line in lines:
-        if line.startswith("event: "):
-            name = line.removeprefix("event: ")
-        elif line.startswith("data: "):
-            events.append((name, json.loads(line.removeprefix("data: "))))
-    return events
 
 
 def test_health_and_readiness(offline_server: ApiServer) -> None:

@@ -153,18 +153,6 @@ def openai_env(fake: FakeOpenAI, **overrides: str) -> dict[str, str]:
     }
 
 
-def sse_events(lines: list[str]) -> list[tuple[str, dict[str, Any]]]:
-    """The (event, data) pairs of server-sent-event lines."""
-    events: list[tuple[str, dict[str, Any]]] = []
-    name = ""
-    for line in lines:
-        if line.startswith("event: "):
-            name = line.removeprefix("event: ")
-        elif line.startswith("data: "):
-            events.append((name, json.loads(line.removeprefix("data: "))))
-    return events
-
-
 def wait_until(check: Any, *, timeout: float, interval: float = 0.1) -> Any:
     """Poll ``check()`` until it returns something truthy; that value."""
     deadline = time.monotonic() + timeout

@@ -6,7 +6,8 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.faults.conftest import FaultServer, FaultyOpenAI, openai_env, sse_events
+from tests.faults.conftest import FaultServer, FaultyOpenAI, openai_env
+from tests.support.sse import sse_events
 
 pytestmark = pytest.mark.e2e
 
