@@ -21,18 +21,24 @@ async def _hold(
         await asyncio.sleep(0)
 
 
-async def _queue_behind_holder(
-    gate: ConnectionGate, names: list[str], order: list[str], urgent: set[str]
-) -> None:
-    """Start ``names`` in this order while the only turn is held, then free it."""
-    release = asyncio.Event()
+async def _holding(gate: ConnectionGate, release: asyncio.Event) -> asyncio.Task[None]:
+    """A task that takes a turn (it has it on return) and keeps it until released."""
 
     async def holder() -> None:
         async with gate.turn():
             await release.wait()
 
-    tasks = [asyncio.create_task(holder())]
+    task = asyncio.create_task(holder())
     await asyncio.sleep(0)
+    return task
+
+
+async def _queue_behind_holder(
+    gate: ConnectionGate, names: list[str], order: list[str], urgent: set[str]
+) -> None:
+    """Start ``names`` in this order while the only turn is held, then free it."""
+    release = asyncio.Event()
+    tasks = [await _holding(gate, release)]
     for name in names:
         tasks.append(
             asyncio.create_task(_hold(gate, name, order, urgent=name in urgent))
@@ -65,22 +71,21 @@ async def test_urgent_waiters_go_first_in_their_own_order() -> None:
 async def test_a_newcomer_does_not_overtake_a_waiter() -> None:
     gate = ConnectionGate(1, timeout_s=5)
     order: list[str] = []
-    first = asyncio.Event()
+    release = asyncio.Event()
 
-    async def holder() -> None:
+    async def holder_coming_back() -> None:
         async with gate.turn():
-            await first.wait()
+            await release.wait()
+        # Asks again in the same step as giving the turn back, before the
+        # waiter woken for it has run: it must queue behind that waiter.
+        await _hold(gate, "newcomer", order)
 
-    held = asyncio.create_task(holder())
+    held = asyncio.create_task(holder_coming_back())
     await asyncio.sleep(0)
     waiter = asyncio.create_task(_hold(gate, "waiter", order))
     await asyncio.sleep(0)
-    first.set()
-    await asyncio.sleep(0)  # the holder gives its turn back ...
-    newcomer = asyncio.create_task(
-        _hold(gate, "newcomer", order)
-    )  # ... and one arrives
-    await asyncio.gather(held, waiter, newcomer)
+    release.set()
+    await asyncio.gather(held, waiter)
     assert order == ["waiter", "newcomer"]
 
 
@@ -99,13 +104,7 @@ async def test_a_cancelled_waiter_leaves_and_the_turn_goes_on() -> None:
     gate = ConnectionGate(1, timeout_s=5)
     order: list[str] = []
     release = asyncio.Event()
-
-    async def holder() -> None:
-        async with gate.turn():
-            await release.wait()
-
-    held = asyncio.create_task(holder())
-    await asyncio.sleep(0)
+    held = await _holding(gate, release)
     cancelled = asyncio.create_task(_hold(gate, "cancelled", order))
     served = asyncio.create_task(_hold(gate, "served", order))
     await asyncio.sleep(0)
