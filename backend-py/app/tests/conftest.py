@@ -96,6 +96,16 @@ class RollbackDatabase(Database):
             yield session
 
     @asynccontextmanager
+    async def statement(self) -> AsyncIterator[AsyncSession]:
+        # A savepoint too. A function that took the user's role (post_chat_turn)
+        # leaves it set until the test's transaction ends: reset it, as the
+        # end of a real statement's own transaction does.
+        async with self.service_transaction() as session:
+            yield session
+            if session.in_transaction():
+                await session.execute(text(_RESET_ROLE))
+
+    @asynccontextmanager
     async def user_transaction(self, claims: Any) -> AsyncIterator[AsyncSession]:
         async with self.sessionmaker() as session, session.begin():
             await session.execute(
@@ -108,12 +118,13 @@ class RollbackDatabase(Database):
             yield session
             # Only on success: a rolled-back savepoint already undid the settings.
             if session.in_transaction():
-                await session.execute(
-                    text(
-                        "select set_config('role', 'none', true), "
-                        "set_config('request.jwt.claims', '', true)"
-                    )
-                )
+                await session.execute(text(_RESET_ROLE))
+
+
+_RESET_ROLE = (
+    "select set_config('role', 'none', true), "
+    "set_config('request.jwt.claims', '', true)"
+)
 
 
 @pytest.fixture

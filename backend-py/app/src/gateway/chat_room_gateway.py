@@ -8,13 +8,9 @@ from typing import Any
 from sqlalchemy import (
     Row,
     and_,
-    bindparam,
-    case,
     delete,
     func,
     insert,
-    or_,
-    true,
     update,
 )
 from sqlalchemy import select as select_columns
@@ -33,65 +29,6 @@ from src.domain.errors import NotFoundError
 
 PREVIEW_CHARS = 120
 
-_ROOMS = ChatRooms.metadata.tables["chat_rooms"]
-_MEMBERS = ChatRooms.metadata.tables["user_chats"]
-_PERSONAS = ChatRooms.metadata.tables["virtual_users"]
-_PROFILES = ChatRooms.metadata.tables["user_profiles"]
-# Core statements on the tables, built once (the chat turn's hot path).
-_ADMIN_DEFAULT = and_(_PERSONAS.c.is_default, _PERSONAS.c.owner_id.is_(None))
-_CREATOR_PREFERENCE = (
-    select_columns(_PROFILES.c.default_virtual_user_id)
-    .where(_PROFILES.c.user_id == _ROOMS.c.created_by)
-    .correlate(_ROOMS)
-    .scalar_subquery()
-)
-_ANSWERING_PERSONA = (
-    select_columns(
-        _PERSONAS.c.id,
-        _PERSONAS.c.name,
-        _PERSONAS.c.system_prompt,
-        _PERSONAS.c.model,
-        _PERSONAS.c.temperature,
-        _PERSONAS.c.max_tokens,
-    )
-    .where(
-        case(
-            (
-                _ROOMS.c.virtual_user_id.is_not(None),
-                _PERSONAS.c.id == _ROOMS.c.virtual_user_id,
-            ),
-            else_=or_(_PERSONAS.c.id == _CREATOR_PREFERENCE, _ADMIN_DEFAULT),
-        )
-    )
-    .order_by(_ADMIN_DEFAULT)  # the creator's preference before the default
-    .limit(1)
-    .lateral("persona")
-)
-# The room of a chat turn, if the caller is a member, with the persona that
-# answers in it (MessageGateway.post_in_room builds on it).
-TURN_ROOM = (
-    select_columns(
-        _ROOMS.c.id,
-        _ROOMS.c.virtual_user_id,
-        _ANSWERING_PERSONA.c.id.label("persona_id"),
-        _ANSWERING_PERSONA.c.name,
-        _ANSWERING_PERSONA.c.system_prompt,
-        _ANSWERING_PERSONA.c.model,
-        _ANSWERING_PERSONA.c.temperature,
-        _ANSWERING_PERSONA.c.max_tokens,
-    )
-    .select_from(
-        _ROOMS.join(
-            _MEMBERS,
-            and_(
-                _MEMBERS.c.chat_room_id == _ROOMS.c.id,
-                _MEMBERS.c.user_id == bindparam("user_id"),
-            ),
-        ).outerjoin(_ANSWERING_PERSONA, true())
-    )
-    .where(_ROOMS.c.id == bindparam("room_id"))
-)
-
 
 @dataclass(frozen=True)
 class RoomView:
@@ -105,6 +42,9 @@ class RoomView:
 @dataclass(frozen=True, slots=True)
 class TurnRoom:
     """A room a chat turn posts to, with the persona that answers in it.
+
+    The persona is the room's, else its creator's preferred one, else the
+    admins' default (``public.post_chat_turn`` finds it).
 
     The persona columns are None when no persona applies (or the caller may
     not read it): the built-in assistant answers then.

@@ -1,6 +1,8 @@
 """Hybrid retrieval: pgvector HNSW + Postgres full-text, fused in one statement.
 
-Both legs see only chunks of ready documents the caller may search (own private
+The statement is the database function ``public.hybrid_search`` (migration
+20261122110000), shared with the chat turn's ``post_chat_turn``. Both legs
+see only chunks of ready documents the caller may search (own private
 documents, the shared knowledge base, and the given room's documents) embedded
 by the configured model. The vector leg walks the HNSW index with iterative
 scans (``hnsw.iterative_scan``, set for every connection by
@@ -19,7 +21,7 @@ row-level security applies to the vector leg and to the rows returned.
 """
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from langchain_core.embeddings import Embeddings
@@ -33,61 +35,17 @@ from src.settings import Settings
 MAX_TEXT_QUERY_WORDS = 32
 _DASH_RUNS = re.compile(r"-{2,}|(?<!\S)-(?!\w)")
 
-# A chunk is searchable when its document is ready, the caller may see it in
-# this context, and its vector comes from the configured model.
-_SEARCHABLE = """
-    c.embedding_model = :model
-    and d.status = 'ready'
-    and (
-      d.visibility = 'shared'
-      or (d.visibility = 'private' and d.owner_id = (select auth.uid()))
-      or (d.visibility = 'room' and d.chat_room_id = :room_id)
-    )
-"""
-
-_HYBRID_SEARCH_SQL = text(f"""
-with vector_candidates as materialized (
-  select c.id, c.embedding <=> cast(cast(:embedding as real[]) as extensions.vector)
-         as distance
-    from public.document_chunks c
-    join public.documents d on d.id = c.document_id
-   where {_SEARCHABLE}
-   order by c.embedding <=> cast(cast(:embedding as real[]) as extensions.vector)
-   limit :candidates
-),
-vector_ranked as (
-  select id, row_number() over (order by distance, id) as rank
-    from vector_candidates
-),
-text_ranked as (
-  select t.chunk_id as id, t.rank
-    from public.match_document_chunks_text(
-      cast(:query as text), cast(:ts_config as regconfig), cast(:model as text),
-      cast(:room_id as bigint), cast(:text_scan_limit as integer),
-      cast(:candidates as integer)
-    ) t
-),
-fused as (
-  select id, sum(score) as score
-    from (
-      select id, cast(:vector_weight as float8) / (:rrf_k + rank) as score
-        from vector_ranked
-      union all
-      select id, cast(:text_weight as float8) / (:rrf_k + rank) as score
-        from text_ranked
-    ) legs
-   group by id
-  having sum(score) > 0
-   order by score desc, id
-   limit :k
-)
-select c.id as chunk_id, c.document_id, d.title, c.content, c.heading_path,
-       f.score
-  from fused f
-  join public.document_chunks c on c.id = f.id
-  join public.documents d on d.id = c.document_id
- order by f.score desc, c.id
-""")  # noqa: S608 - only constant SQL fragments are interpolated
+_HYBRID_SEARCH_SQL = text("""
+select chunk_id, document_id, title, content, heading_path, score
+  from public.hybrid_search(
+    cast(:embedding as extensions.vector), cast(:query as text),
+    cast(:model as text), cast(:room_id as bigint),
+    cast(:ts_config as regconfig), cast(:k as integer),
+    cast(:candidates as integer), cast(:text_scan_limit as integer),
+    cast(:vector_weight as float8), cast(:text_weight as float8),
+    cast(:rrf_k as integer)
+  )
+""")
 _HYBRID_SEARCH = DriverStatement.of(_HYBRID_SEARCH_SQL)
 
 
@@ -150,31 +108,57 @@ class EmbeddingsGateway:
         chat_room_id: int | None,
     ) -> list[RetrievedChunk]:
         """Like :meth:`search`, with the query's embedding already computed."""
-        settings = self._settings
-        params: dict[str, Any] = {
-            # A float4 array, sent in binary and cast by pgvector: no text
-            # to format here and parse there (0.1 ms a search).
-            "embedding": list(embedding),
-            "query": full_text_query(query),
-            "model": self._model,
-            "room_id": chat_room_id,
-            "ts_config": settings.text_search_config,
-            "k": k,
-            "candidates": max(k, settings.retrieval_candidates),
-            "text_scan_limit": max(k, settings.retrieval_text_scan_limit),
-            "vector_weight": settings.retrieval_vector_weight,
-            "text_weight": settings.retrieval_text_weight,
-            "rrf_k": settings.retrieval_rrf_k,
-        }
-        rows = await _HYBRID_SEARCH.fetch(self._session, params)
-        return [
-            RetrievedChunk(
-                chunk_id=row["chunk_id"],
-                document_id=row["document_id"],
-                title=row["title"],
-                content=row["content"],
-                heading_path=row["heading_path"],
-                score=float(row["score"]),
-            )
-            for row in rows
-        ]
+        params = search_arguments(
+            self._settings,
+            query=query,
+            embedding=embedding,
+            model=self._model,
+            k=k,
+            chat_room_id=chat_room_id,
+        )
+        return await hybrid_search(self._session, params)
+
+
+async def hybrid_search(
+    session: AsyncSession, arguments: Mapping[str, Any]
+) -> list[RetrievedChunk]:
+    """Run ``public.hybrid_search`` with :func:`search_arguments`, best first."""
+    rows = await _HYBRID_SEARCH.fetch(session, arguments)
+    return [retrieved_chunk(row) for row in rows]
+
+
+def search_arguments(  # noqa: PLR0913 - keyword-only, one per search input
+    settings: Settings,
+    *,
+    query: str,
+    embedding: Sequence[float],
+    model: str,
+    k: int,
+    chat_room_id: int | None,
+) -> dict[str, Any]:
+    """The arguments of ``public.hybrid_search`` for a query, by bind name."""
+    return {
+        "embedding": embedding,  # sent in pgvector's binary format
+        "query": full_text_query(query),
+        "model": model,
+        "room_id": chat_room_id,
+        "ts_config": settings.text_search_config,
+        "k": k,
+        "candidates": max(k, settings.retrieval_candidates),
+        "text_scan_limit": max(k, settings.retrieval_text_scan_limit),
+        "vector_weight": settings.retrieval_vector_weight,
+        "text_weight": settings.retrieval_text_weight,
+        "rrf_k": settings.retrieval_rrf_k,
+    }
+
+
+def retrieved_chunk(row: Mapping[str, Any]) -> RetrievedChunk:
+    """A ``hybrid_search`` result row as the domain's chunk."""
+    return RetrievedChunk(
+        chunk_id=row["chunk_id"],
+        document_id=row["document_id"],
+        title=row["title"],
+        content=row["content"],
+        heading_path=row["heading_path"],
+        score=float(row["score"]),
+    )

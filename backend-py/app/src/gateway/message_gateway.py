@@ -2,18 +2,20 @@
 
 import json
 import uuid
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Integer, bindparam, func, insert, literal, true
-from sqlalchemy import select as select_columns
+from sqlalchemy import bindparam, insert, text
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
+from src.domain.entity.knowledge import RetrievedChunk
 from src.domain.entity.models import GeneralUsers, Messages, VirtualUsers
 from src.domain.errors import NotFoundError
-from src.gateway.chat_room_gateway import TURN_ROOM, TurnRoom
+from src.gateway.chat_room_gateway import TurnRoom
+from src.gateway.embeddings_gateway import retrieved_chunk
 from src.infra.db_client import DriverStatement
 
 
@@ -29,11 +31,16 @@ class HistoryEntry:
 
 @dataclass(frozen=True)
 class PostedMessage:
-    """A user message saved in a room, with what answering it needs."""
+    """A user message saved in a room, with what answering it needs.
 
-    id: int
+    ``id`` is None when nothing was saved: the room has another persona than
+    the one asked for.
+    """
+
+    id: int | None
     room: TurnRoom
     history: list[HistoryEntry]
+    sources: list[RetrievedChunk]
 
 
 @dataclass(frozen=True)
@@ -88,36 +95,55 @@ class MessageGateway:
         rows = await _INSERT_MESSAGE.fetch(self.session, params)
         return int(rows[0][0])
 
-    async def post_in_room(
-        self, *, chat_room_id: int, user_id: uuid.UUID, content: str, history: int
+    async def post_in_room(  # noqa: PLR0913 - keyword-only, the turn's inputs
+        self,
+        *,
+        claims: Mapping[str, Any],
+        chat_room_id: int,
+        content: str,
+        history: int,
+        virtual_user_id: int | None,
+        search: Mapping[str, Any] | None,
     ) -> PostedMessage:
-        """Save the user's message in a room they are in, in one statement.
+        """Save the user's message in a room they are in, and retrieve for it.
 
-        The statement finds the room and its answering persona (the room's,
-        else its creator's preferred one, else the admins' default), inserts
-        the message there and reads the ``history`` messages before it: one
-        round trip for what takes three apart, on the chat turn's hot path.
+        One call of ``public.post_chat_turn``, as the user of ``claims``
+        (row-level security applies): it finds the room and its answering
+        persona (the room's, else its creator's preferred one, else the
+        admins' default), saves the message there unless the room has another
+        persona than ``virtual_user_id``, reads the ``history`` messages before
+        it and runs the hybrid search with ``search``
+        (``embeddings_gateway.search_arguments``; none when it is None). One
+        round trip, in autocommit (:meth:`Database.statement`), for what took
+        four.
 
         Raises:
             NotFoundError: No such room, or the user is not in it.
         """
-        params = {
+        params = dict(search or _NO_SEARCH) | {
+            "claims": json.dumps(claims),
             "room_id": chat_room_id,
-            "user_id": user_id,
             "content": content,
             "limit": history,
+            "virtual_user_id": virtual_user_id,
         }
-        rows = await _POST_IN_ROOM.fetch(self.session, params)
+        rows = await _POST_CHAT_TURN.fetch(self.session, params)
         if not rows:
             raise NotFoundError(f"Chat room {chat_room_id} not found")
         first = tuple(rows[0])
+        turn_rows = [row for row in rows if row["chunk_id"] is None]
         return PostedMessage(
             id=first[_TURN_ROOM_COLUMNS],
             room=TurnRoom(*first[:_TURN_ROOM_COLUMNS]),
             history=[
-                HistoryEntry(role, content, status, sender_name)
-                for *_, role, content, status, sender_name in reversed(rows)
-                if role is not None
+                HistoryEntry(
+                    row["role"], row["content"], row["status"], row["sender_name"]
+                )
+                for row in reversed(turn_rows)
+                if row["role"] is not None
+            ],
+            sources=[
+                retrieved_chunk(row) for row in rows if row["chunk_id"] is not None
             ],
         )
 
@@ -174,59 +200,37 @@ _INSERT_MESSAGE = DriverStatement.of(
     )
     .returning(_MESSAGES.c.id)
 )
-# One statement for a turn in an existing room: the room (only if the caller
-# is a member, with its persona), the inserted message's id, and the messages
-# before it. Every part of a statement sees the same snapshot, so the history
-# never includes the message the statement inserts.
-_TURN_ROOM_COLUMNS = len(TURN_ROOM.selected_columns)
-_ROOM = TURN_ROOM.cte("room")
-_POSTED = (
-    insert(_MESSAGES)
-    .from_select(
-        ["chat_room_id", "role", "content", "sender_user_id"],
-        select_columns(
-            _ROOM.c.id,
-            literal("user"),
-            bindparam("content", type_=_MESSAGES.c.content.type),
-            bindparam("user_id", type_=_MESSAGES.c.sender_user_id.type),
-        ),
-    )
-    .returning(_MESSAGES.c.id)
-    .cte("posted")
+# A turn in an existing room: see MessageGateway.post_in_room.
+_POST_CHAT_TURN = DriverStatement.of(
+    text("""
+select chat_room_id, virtual_user_id, persona_id, persona_name, system_prompt,
+       model, temperature, max_tokens, message_id, role, content, status,
+       sender_name, chunk_id, document_id, title, heading_path, score
+  from public.post_chat_turn(
+    cast(:claims as text), cast(:room_id as bigint), cast(:content as text),
+    cast(:limit as integer), cast(:virtual_user_id as bigint),
+    cast(:embedding as extensions.vector), cast(:query as text),
+    cast(:model as text), cast(:ts_config as regconfig), cast(:k as integer),
+    cast(:candidates as integer), cast(:text_scan_limit as integer),
+    cast(:vector_weight as float8), cast(:text_weight as float8),
+    cast(:rrf_k as integer)
+  )
+""")
 )
-_SENDER = _USERS.alias("sender")
-_SENDER_PERSONA = _PERSONAS.alias("sender_persona")
-_RECENT = (
-    select_columns(
-        _MESSAGES.c.role,
-        _MESSAGES.c.content,
-        _MESSAGES.c.status,
-        func.coalesce(
-            _SENDER.c.display_name, _SENDER.c.account_name, _SENDER_PERSONA.c.name
-        ).label("sender_name"),
+_TURN_ROOM_COLUMNS = len(fields(TurnRoom))
+_NO_SEARCH = dict.fromkeys(
+    (
+        "embedding",
+        "query",
+        "model",
+        "ts_config",
+        "k",
+        "candidates",
+        "text_scan_limit",
+        "vector_weight",
+        "text_weight",
+        "rrf_k",
     )
-    .select_from(
-        _MESSAGES.outerjoin(
-            _SENDER, _SENDER.c.id == _MESSAGES.c.sender_user_id
-        ).outerjoin(
-            _SENDER_PERSONA,
-            _SENDER_PERSONA.c.id == _MESSAGES.c.sender_virtual_user_id,
-        )
-    )
-    .where(_MESSAGES.c.chat_room_id == _ROOM.c.id)
-    .order_by(_MESSAGES.c.id.desc())
-    .limit(bindparam("limit", type_=Integer))
-    .lateral("recent")
-)
-_POST_IN_ROOM = DriverStatement.of(
-    select_columns(
-        *_ROOM.c,
-        _POSTED.c.id.label("message_id"),
-        _RECENT.c.role,
-        _RECENT.c.content,
-        _RECENT.c.status,
-        _RECENT.c.sender_name,
-    ).select_from(_ROOM.join(_POSTED, true()).outerjoin(_RECENT, true()))
 )
 
 

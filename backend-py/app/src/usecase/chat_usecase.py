@@ -1,13 +1,15 @@
 """ChatUseCase: one chat turn, from the user's message to the saved AI answer.
 
-A turn runs in one short transaction as the user (row-level security applies)
-and one statement as the service, with the model calls outside both:
+A turn runs in one statement as the user (row-level security applies) and one
+statement as the service, with the model calls outside both:
 
 1. embed the question, holding no database connection;
-2. get or create the room, check membership, save the user message, read the
-   recent history and retrieve knowledge (the user's own, shared and the
-   room's documents) — committed, so the user message is kept whatever happens
-   to generation;
+2. check membership, save the user message, read the recent history and
+   retrieve knowledge (the user's own, shared and the room's documents):
+   one call of ``public.post_chat_turn``, which takes the user's role and
+   claims itself, so one round trip (a room's first turn creates it in a
+   user transaction instead). Committed, so the user message is kept whatever
+   happens to generation;
 3. generate, holding no database connection (a model call takes seconds);
 4. save the AI message with its sources, model, usage and latency: one
    statement as the service (members may not write AI messages themselves).
@@ -31,7 +33,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from langchain_core.messages import BaseMessage
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from src.domain.entity.chat import ChatRequest, ChatResponse, Source, hundredths
 from src.domain.entity.knowledge import Retrieval, RetrievedChunk
@@ -40,7 +41,7 @@ from src.domain.entity.user import CurrentUser
 from src.domain.errors import DomainError, NotFoundError, UnprocessableError
 from src.domain.service.prompt_builder import HistoryMessage, build_chat_messages
 from src.gateway.chat_room_gateway import ChatRoomGateway, TurnRoom
-from src.gateway.embeddings_gateway import EmbeddingsGateway
+from src.gateway.embeddings_gateway import hybrid_search, search_arguments
 from src.gateway.llm_gateway import Generation, LLMGateway
 from src.gateway.message_gateway import HistoryEntry, MessageGateway
 from src.gateway.virtual_user_gateway import VirtualUserGateway
@@ -109,12 +110,13 @@ def _hundredths(temperature: float | None) -> float | None:
 
 @dataclass(frozen=True)
 class SavedQuestion:
-    """The user's message, saved in its room, with who answers and the history."""
+    """The user's message saved in its room: who answers, history, knowledge."""
 
     room_id: int
     persona: Persona
     message_id: int
     history: list[HistoryEntry]
+    sources: list[RetrievedChunk]
 
 
 @dataclass(frozen=True)
@@ -225,7 +227,7 @@ class ChatUseCase:
         )
 
     async def prepare(self, request: ChatRequest) -> PreparedTurn:
-        """Save the user message in its room and retrieve, as one transaction.
+        """Save the user message in its room and retrieve, committed together.
 
         Raises:
             NotFoundError: The room or persona is not one the user may use.
@@ -235,18 +237,24 @@ class ChatUseCase:
         """
         self._check_length(request.message)
         question = await self._embed(request.message)
-        async with self.database.user_transaction(self.user.claims) as session:
-            saved = await self._save_question(session, request)
-            retrieval = await self._retrieve(
-                session, request.message, question, chat_room_id=saved.room_id
-            )
+        if request.chat_room_id is None:
+            saved = await self._start_room(request, question)
+        else:
+            saved = await self._post_in_room(request.chat_room_id, request, question)
         return PreparedTurn(
             chat_room_id=saved.room_id,
             user_message_id=saved.message_id,
             question=request.message,
             persona=saved.persona,
             history=to_history(saved.history),
-            retrieval=retrieval,
+            retrieval=Retrieval(
+                query=request.message,
+                k=self.settings.retrieval_k,
+                started_at=question.started_at,
+                ended_at=datetime.now(UTC),
+                sources=saved.sources,
+                error=question.error,
+            ),
         )
 
     async def stream(self, turn: PreparedTurn) -> AsyncIterator[ChatEvent]:
@@ -313,32 +321,19 @@ class ChatUseCase:
             return EmbeddedQuestion(started_at, None, exc)
         return EmbeddedQuestion(started_at, vector)
 
-    async def _retrieve(
-        self,
-        session: AsyncSession,
-        query: str,
-        question: EmbeddedQuestion,
-        *,
-        chat_room_id: int,
-    ) -> Retrieval:
-        k = self.settings.retrieval_k
-        sources: list[RetrievedChunk] = []
-        if question.vector is not None:
-            sources = await EmbeddingsGateway(
-                session, self.ai.embeddings, self.ai.embedding_model_name, self.settings
-            ).search_with_embedding(
-                query=query,
-                embedding=question.vector,
-                k=k,
-                chat_room_id=chat_room_id,
-            )
-        return Retrieval(
+    def _search(
+        self, query: str, question: EmbeddedQuestion, chat_room_id: int
+    ) -> dict[str, Any] | None:
+        """The hybrid search's arguments; None when the embedding failed."""
+        if question.vector is None:
+            return None
+        return search_arguments(
+            self.settings,
             query=query,
-            k=k,
-            started_at=question.started_at,
-            ended_at=datetime.now(UTC),
-            sources=sources,
-            error=question.error,
+            embedding=question.vector,
+            model=self.ai.embedding_model_name,
+            k=self.settings.retrieval_k,
+            chat_room_id=chat_room_id,
         )
 
     def _prompt(
@@ -357,37 +352,49 @@ class ChatUseCase:
         if len(message) > limit:
             raise UnprocessableError(f"message: at most {limit} characters allowed")
 
-    async def _save_question(
-        self, session: AsyncSession, request: ChatRequest
+    async def _post_in_room(
+        self, room_id: int, request: ChatRequest, question: EmbeddedQuestion
     ) -> SavedQuestion:
-        messages = MessageGateway(session)
-        if request.chat_room_id is None:
+        """The turn in an existing room: one call, as the user (RLS applies)."""
+        async with self.database.statement() as session:
+            posted = await MessageGateway(session).post_in_room(
+                claims=self.user.claims,
+                chat_room_id=room_id,
+                content=request.message,
+                history=HISTORY_MESSAGES,
+                virtual_user_id=request.virtual_user_id,
+                search=self._search(request.message, question, room_id),
+            )
+        if posted.id is None:  # nothing was saved
+            raise UnprocessableError(
+                "virtual_user_id: this room already has its persona; change it with "
+                f"PATCH /api/chat-rooms/{room_id}"
+            )
+        return SavedQuestion(
+            room_id,
+            Persona.answering_in(posted.room),
+            posted.id,
+            posted.history,
+            posted.sources,
+        )
+
+    async def _start_room(
+        self, request: ChatRequest, question: EmbeddedQuestion
+    ) -> SavedQuestion:
+        """The first turn: create the room, save the message, retrieve."""
+        async with self.database.user_transaction(self.user.claims) as session:
             room_id, persona = await self._new_room(
                 ChatRoomGateway(session), VirtualUserGateway(session), request
             )
-            message_id = await messages.create(
+            message_id = await MessageGateway(session).create(
                 chat_room_id=room_id,
                 role="user",
                 content=request.message,
                 sender_user_id=self.user.id,
             )
-            return SavedQuestion(room_id, persona, message_id, history=[])
-        posted = await messages.post_in_room(
-            chat_room_id=request.chat_room_id,
-            user_id=self.user.id,
-            content=request.message,
-            history=HISTORY_MESSAGES,
-        )
-        room = posted.room
-        if request.virtual_user_id not in (None, room.virtual_user_id):
-            # Raising rolls the transaction back: the message is not kept.
-            raise UnprocessableError(
-                "virtual_user_id: this room already has its persona; change it with "
-                f"PATCH /api/chat-rooms/{room.id}"
-            )
-        return SavedQuestion(
-            room.id, Persona.answering_in(room), posted.id, posted.history
-        )
+            search = self._search(request.message, question, room_id)
+            sources = [] if search is None else await hybrid_search(session, search)
+        return SavedQuestion(room_id, persona, message_id, [], sources)
 
     async def _new_room(
         self,

@@ -147,6 +147,11 @@ async def test_a_persona_that_does_not_match_the_room_is_refused(
     )
     assert response.status_code == 422
     assert "PATCH /api/chat-rooms" in response.json()["message"]
+    kept = await connection.execute(
+        text("select count(*) from messages where chat_room_id = :room"),
+        {"room": room_id},
+    )
+    assert kept.scalar_one() == 2  # the first turn's question and answer only
 
 
 async def test_an_unknown_persona_is_404(auth_client: httpx.AsyncClient) -> None:

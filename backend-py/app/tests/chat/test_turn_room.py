@@ -67,10 +67,14 @@ async def prefer(connection: AsyncConnection, user: uuid.UUID, persona: int) -> 
 
 
 async def turn_room(database: Database, user: uuid.UUID, room_id: int) -> TurnRoom:
-    claims = {"sub": str(user), "role": "authenticated"}
-    async with database.user_transaction(claims) as session:
+    async with database.statement() as session:
         posted = await MessageGateway(session).post_in_room(
-            chat_room_id=room_id, user_id=user, content="Who answers?", history=5
+            claims={"sub": str(user), "role": "authenticated"},
+            chat_room_id=room_id,
+            content="Who answers?",
+            history=5,
+            virtual_user_id=None,
+            search=None,
         )
     return posted.room
 
@@ -156,10 +160,14 @@ async def test_the_history_is_the_messages_before_the_new_one_oldest_first(
             ),
             {"room": room_id, "role": role, "content": content, "sender": sender},
         )
-    claims = {"sub": str(user), "role": "authenticated"}
-    async with database.user_transaction(claims) as session:
+    async with database.statement() as session:
         posted = await MessageGateway(session).post_in_room(
-            chat_room_id=room_id, user_id=user, content="third", history=5
+            claims={"sub": str(user), "role": "authenticated"},
+            chat_room_id=room_id,
+            content="third",
+            history=5,
+            virtual_user_id=None,
+            search=None,
         )
     saved = await connection.execute(
         text("select content from messages where id = :id"), {"id": posted.id}

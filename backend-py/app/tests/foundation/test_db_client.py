@@ -22,6 +22,8 @@ from src.infra.db_client import (
     DriverStatement,
     async_url,
     create_engine,
+    decode_vector,
+    encode_vector,
     libpq_url,
     sql_literal,
 )
@@ -76,6 +78,22 @@ async def test_a_dead_pooled_connection_is_replaced_without_an_error(
         role = (await session.execute(text("select current_user"))).scalar_one()
     assert second_pid != first_pid
     assert role == "authenticated"
+
+
+async def test_a_statement_on_a_dead_pooled_connection_gets_a_fresh_one(
+    own_engine: AsyncEngine, engine: AsyncEngine
+) -> None:
+    database = Database(engine=own_engine)
+    async with database.statement() as session:
+        first_pid = (await session.execute(BACKEND_PID)).scalar_one()
+    async with engine.connect() as admin:  # as a database restart would
+        await admin.execute(
+            text("select pg_terminate_backend(:pid, 5000)"), {"pid": first_pid}
+        )
+    await asyncio.sleep(0.05)  # the client reads the server's goodbye
+    async with database.statement() as session:
+        second_pid = (await session.execute(BACKEND_PID)).scalar_one()
+    assert second_pid != first_pid
 
 
 async def notes(session: AsyncSession) -> list[str]:
@@ -263,3 +281,26 @@ async def test_a_driver_statement_sees_what_the_session_has_not_flushed(
         room.title = "After"  # changed in the session, not yet in the database
         rows = await statement.fetch(session, {"owner": user})
     assert [row["title"] for row in rows] == ["After"]
+
+
+def test_a_vector_encodes_to_pgvectors_binary_form_from_floats_or_text() -> None:
+    packed = encode_vector([0.5, -1.0, 2.0])
+    assert packed == bytes.fromhex("0003 0000 3f000000 bf800000 40000000")
+    assert encode_vector("[0.5,-1,2]") == packed
+    assert decode_vector(packed).tolist() == [0.5, -1.0, 2.0]
+
+
+async def test_vectors_travel_in_binary_both_ways(database: Database) -> None:
+    vector = DriverStatement.of(
+        text(
+            "select cast(:v as extensions.vector)::text as text_form, "
+            "cast(:v as extensions.vector) as value, "
+            "cast(:v as extensions.vector) <=> cast(:w as extensions.vector) "
+            "as distance"
+        )
+    )
+    async with database.user_transaction(CLAIMS) as session:
+        rows = await vector.fetch(session, {"v": [0.25, 0.5], "w": "[0.5,1]"})
+    assert rows[0]["text_form"] == "[0.25,0.5]"
+    assert rows[0]["value"].tolist() == [0.25, 0.5]
+    assert rows[0]["distance"] == pytest.approx(0.0)

@@ -270,3 +270,65 @@ async def test_members_read_the_messages_of_exactly_the_rooms_they_are_in(
         {"room": rooms[1], "me": carol},
     )
     assert list((await connection.execute(read_rooms)).scalars()) == rooms[:1]
+
+
+async def test_only_the_backend_may_post_a_turn_with_claims_of_its_choice(
+    connection: AsyncConnection,
+) -> None:
+    # post_chat_turn takes the JWT claims as an argument: whoever may call it
+    # may claim to be anyone. hybrid_search runs as its caller, so users may.
+    privileges = await connection.execute(
+        text(
+            "select r.rolname, "
+            "has_function_privilege(r.rolname, "
+            "  'public.post_chat_turn(text, bigint, text, int, bigint, "
+            "extensions.vector, text, text, regconfig, int, int, int, float8, "
+            "float8, int)', 'execute'), "
+            "has_function_privilege(r.rolname, "
+            "  'public.hybrid_search(extensions.vector, text, text, bigint, "
+            "regconfig, int, int, int, float8, float8, int)', 'execute') "
+            "from pg_roles r "
+            "where r.rolname in ('anon', 'authenticated', 'service_role') "
+            "order by r.rolname"
+        )
+    )
+    assert [tuple(row) for row in privileges] == [
+        ("anon", False, False),
+        ("authenticated", False, True),
+        ("service_role", False, True),
+    ]
+
+
+async def test_a_turn_posted_with_claims_runs_as_that_user(
+    connection: AsyncConnection,
+) -> None:
+    alice = await create_user(connection, "alice-turn@example.com")
+    bob = await create_user(connection, "bob-turn@example.com")
+    room = await create_own_room(connection, alice)
+    await as_service(connection)
+
+    async def post_as(user: uuid.UUID, message: str) -> list[tuple[object, ...]]:
+        rows = await connection.execute(
+            text(
+                "select message_id, current_user from public.post_chat_turn("
+                ":claims, :room, :message, 5, null, null, null, null, 'english', "
+                "5, 40, 100, 1, 1, 60)"
+            ),
+            {
+                "claims": json.dumps({"sub": str(user), "role": "authenticated"}),
+                "room": room,
+                "message": message,
+            },
+        )
+        await as_service(connection)
+        return [tuple(row) for row in rows]
+
+    assert await post_as(bob, "intrusion") == []  # not in the room: nothing
+    [(message_id, role)] = await post_as(alice, "hello")
+    assert role == "authenticated"
+    sender = await connection.execute(
+        text("select sender_user_id, content from messages where id = :id"),
+        {"id": message_id},
+    )
+    assert tuple(sender.one()) == (alice, "hello")
+    assert await count(connection, "messages") == 1
