@@ -41,9 +41,11 @@ class Settings(BaseSettings):
     database_url: str | None = None
     embedded_db_dir: Path = Path(".data/postgres")
     # Few connections on purpose: Postgres does at most about two statements per
-    # core at once, and more backends only add switching (measured on 2 cores:
-    # 20 connections cost 25% more database CPU per chat turn than 4 or 8).
-    db_pool_size: int = Field(default=8, ge=1)
+    # core at once, and more backends only add switching. Measured on 2 cores
+    # (bench/load_bench.py, a chat turn being one call): 6 connections serve
+    # 379 turns/s at p99 156 ms, 8 serve 370 at p99 171 ms, 20 cost 25% more
+    # database CPU per turn.
+    db_pool_size: int = Field(default=6, ge=1)
     db_max_overflow: int = Field(default=0, ge=0)
     db_connect_timeout_s: float = Field(default=5.0, gt=0)
     db_statement_timeout_ms: int = Field(default=15_000, ge=0)

@@ -37,6 +37,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.util import greenlet_spawn
 
 from src.infra.connection_gate import ConnectionGate
 from src.infra.embedded_postgres import EmbeddedServer, start_embedded_postgres
@@ -315,24 +316,32 @@ class Database:
 
     @asynccontextmanager
     async def _autocommit(self) -> AsyncIterator[AsyncSession]:
-        """A session whose connection is outside any transaction, and open.
+        """A session for :class:`DriverStatement` on an idle pooled connection.
+
+        Straight from the pool, without SQLAlchemy's connection and session
+        machinery around it (0.02 ms instead of 0.11 ms of CPU for each use,
+        twice per chat turn): the session is unbound and only carries the
+        driver connection, so ``session.execute`` fails loudly instead of
+        opening a second connection behind the gate's back.
 
         A pooled connection the server has closed since (a restart) shows as
         closed without a round trip: then the pool is replaced and a fresh
         connection used, so the first request after a restart succeeds.
         """
-        session = self.autocommit_sessionmaker()
+        pooled = await self.engine.raw_connection()
         try:
-            driver = await idle_driver_connection(session)
+            driver: Any = pooled.driver_connection
             if driver.is_closed():
-                await _close(session)
+                await greenlet_spawn(pooled.invalidate)
                 await self.engine.dispose(close=False)
-                session = self.autocommit_sessionmaker()
-                driver = await idle_driver_connection(session)
-            session.info[_DRIVER] = driver
+                pooled = await self.engine.raw_connection()
+                driver = pooled.driver_connection
+            if driver.is_in_transaction():  # left by a cancelled request
+                await driver.execute("rollback")
+            session = AsyncSession(info={_DRIVER: driver})
             yield session
         finally:
-            await _close(session)
+            await greenlet_spawn(pooled.close)  # back to the pool
 
     async def ping(self) -> None:
         """Run ``select 1``; raises when the database cannot be reached."""

@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 from sqlalchemy import Integer, bindparam, insert, literal, select, text
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, UnboundExecutionError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlmodel import col
 from sqlmodel import select as sqlmodel_select
@@ -84,16 +84,27 @@ async def test_a_statement_on_a_dead_pooled_connection_gets_a_fresh_one(
     own_engine: AsyncEngine, engine: AsyncEngine
 ) -> None:
     database = Database(engine=own_engine)
+    backend_pid = DriverStatement.of(BACKEND_PID)
     async with database.statement() as session:
-        first_pid = (await session.execute(BACKEND_PID)).scalar_one()
+        [(first_pid,)] = await backend_pid.fetch(session, {})
     async with engine.connect() as admin:  # as a database restart would
         await admin.execute(
             text("select pg_terminate_backend(:pid, 5000)"), {"pid": first_pid}
         )
     await asyncio.sleep(0.05)  # the client reads the server's goodbye
     async with database.statement() as session:
-        second_pid = (await session.execute(BACKEND_PID)).scalar_one()
+        [(second_pid,)] = await backend_pid.fetch(session, {})
     assert second_pid != first_pid
+
+
+async def test_a_statement_session_runs_driver_statements_only(
+    own_engine: AsyncEngine,
+) -> None:
+    # Not a second pooled connection behind the gate's back: an error.
+    async with Database(engine=own_engine).statement() as session:
+        with pytest.raises(UnboundExecutionError):
+            await session.execute(BACKEND_PID)
+        assert await DriverStatement.of(text("select 1")).fetch(session, {})
 
 
 async def notes(session: AsyncSession) -> list[str]:
