@@ -11,6 +11,7 @@ from sqlalchemy import (
     delete,
     func,
     insert,
+    true,
     update,
 )
 from sqlalchemy import select as select_columns
@@ -32,11 +33,26 @@ PREVIEW_CHARS = 120
 
 @dataclass(frozen=True)
 class RoomView:
-    """A room with its persona's name and, in lists, the last message's start."""
+    """A room with its persona's name and its last message's time and start."""
 
     room: ChatRooms
     persona_name: str | None
+    last_message_at: datetime | None = None
     last_message_preview: str | None = None
+
+
+# The room's newest message, through messages_chat_room_id_id_idx (one index
+# probe per room): its time and, for lists, the start of its text.
+_LAST_MESSAGE = (
+    select_columns(
+        col(Messages.created_at).label("at"),
+        func.left(col(Messages.content), PREVIEW_CHARS).label("preview"),
+    )
+    .where(col(Messages.chat_room_id) == col(ChatRooms.id))
+    .order_by(col(Messages.id).desc())
+    .limit(1)
+    .lateral("last_message")
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,45 +89,48 @@ class ChatRoomGateway:
             NotFoundError: No such room, or the user is not in it.
         """
         statement = (
-            select(ChatRooms, col(VirtualUsers.name))
+            select(ChatRooms, col(VirtualUsers.name), _LAST_MESSAGE.c.at)
             .join(UserChats, col(UserChats.chat_room_id) == col(ChatRooms.id))
             .outerjoin(
                 VirtualUsers, col(VirtualUsers.id) == col(ChatRooms.virtual_user_id)
             )
+            .outerjoin(_LAST_MESSAGE, true())
             .where(col(ChatRooms.id) == room_id, col(UserChats.user_id) == user_id)
         )
         row = (await self.session.execute(statement)).first()
         if row is None:
             raise NotFoundError(f"Chat room {room_id} not found")
-        return RoomView(room=row[0], persona_name=row[1])
+        return RoomView(room=row[0], persona_name=row[1], last_message_at=row[2])
 
     async def list_for_user(self, user_id: uuid.UUID, limit: int) -> list[RoomView]:
         """The user's rooms, newest activity first, with a last-message preview."""
-        last_message = (
-            select(func.left(col(Messages.content), PREVIEW_CHARS))
-            .where(col(Messages.chat_room_id) == col(ChatRooms.id))
-            .order_by(col(Messages.id).desc())
-            .limit(1)
-            .scalar_subquery()
-        )
         statement = (
-            select(ChatRooms, col(VirtualUsers.name), last_message)
+            select(
+                ChatRooms,
+                col(VirtualUsers.name),
+                _LAST_MESSAGE.c.at,
+                _LAST_MESSAGE.c.preview,
+            )
             .join(UserChats, col(UserChats.chat_room_id) == col(ChatRooms.id))
             .outerjoin(
                 VirtualUsers, col(VirtualUsers.id) == col(ChatRooms.virtual_user_id)
             )
+            .outerjoin(_LAST_MESSAGE, true())
             .where(col(UserChats.user_id) == user_id)
             .order_by(
-                func.coalesce(
-                    col(ChatRooms.last_message_at), col(ChatRooms.created_at)
-                ).desc(),
+                func.coalesce(_LAST_MESSAGE.c.at, col(ChatRooms.created_at)).desc(),
                 col(ChatRooms.id).desc(),
             )
             .limit(limit)
         )
         rows = (await self.session.execute(statement)).all()
         return [
-            RoomView(room=r[0], persona_name=r[1], last_message_preview=r[2])
+            RoomView(
+                room=r[0],
+                persona_name=r[1],
+                last_message_at=r[2],
+                last_message_preview=r[3],
+            )
             for r in rows
         ]
 

@@ -49,7 +49,7 @@ def room_out(view: RoomView, members: Sequence[Any] | None = None) -> RoomOut:
         virtual_user=persona,
         created_at=room.created_at,
         updated_at=room.updated_at,
-        last_message_at=room.last_message_at,
+        last_message_at=view.last_message_at,
         last_message_preview=view.last_message_preview,
         members=[RoomMember.model_validate(m, from_attributes=True) for m in members]
         if members is not None

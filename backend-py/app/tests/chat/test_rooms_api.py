@@ -1,4 +1,5 @@
 import uuid
+from datetime import datetime
 
 import httpx
 import pytest
@@ -46,6 +47,15 @@ async def test_rooms_are_listed_by_latest_activity_with_a_preview(
     assert [r["id"] for r in rooms] == [older, newer]
     assert rooms[0]["last_message_preview"] == "Hello there"
     assert rooms[1]["last_message_preview"] is None
+    newest = await connection.execute(
+        text("select max(created_at) from messages where chat_room_id = :room"),
+        {"room": older},
+    )
+    last_at = datetime.fromisoformat(rooms[0]["last_message_at"])
+    assert last_at == newest.scalar_one()
+    assert rooms[1]["last_message_at"] is None
+    fetched = (await auth_client.get(f"/api/chat-rooms/{older}")).json()
+    assert fetched["last_message_at"] == rooms[0]["last_message_at"]
 
 
 async def test_only_the_owner_renames_and_deletes(

@@ -144,7 +144,6 @@ class ChatRooms(SQLModel, table=True):
     created_at: datetime.datetime = Field(sa_column=Column('created_at', DateTime(True), nullable=False, server_default=text('now()')))
     updated_at: datetime.datetime = Field(sa_column=Column('updated_at', DateTime(True), nullable=False, server_default=text('now()')))
     virtual_user_id: Optional[int] = Field(default=None, sa_column=Column('virtual_user_id', BigInteger, comment="Persona answering in this room. NULL = the creator's default persona (user_profiles.default_virtual_user_id), else the admins' default."))
-    last_message_at: Optional[datetime.datetime] = Field(default=None, sa_column=Column('last_message_at', DateTime(True), comment='created_at of the newest message; maintained by a trigger on messages (for sorting the room list).'))
 
     general_users: 'GeneralUsers' = Relationship(back_populates='chat_rooms')
     virtual_user: Optional['VirtualUsers'] = Relationship(back_populates='chat_rooms')
