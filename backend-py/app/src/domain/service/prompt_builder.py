@@ -104,8 +104,11 @@ def estimate_tokens(text: str) -> int:
     Returns:
         The estimated token count (0 for an empty text).
     """
-    wide = len(_WIDE_CHAR.findall(text))
-    narrow = _WIDE_CHAR.sub(" ", text)
+    if text.isascii():  # no wide characters: skip the scans (most chat text)
+        wide, narrow = 0, text
+    else:
+        wide = len(_WIDE_CHAR.findall(text))
+        narrow = _WIDE_CHAR.sub(" ", text)
     by_chars = len(narrow.strip()) / 4
     by_words = len(narrow.split()) * 4 / 3
     return wide + math.ceil(max(by_chars, by_words))
