@@ -172,3 +172,13 @@ def test_token_estimates_grow_with_the_text() -> None:
     assert 2 <= estimate_tokens("hello world") <= 4
     assert estimate_tokens("word " * 100) > estimate_tokens("word " * 10)
     assert estimate_tokens("日本語の文章です") >= 8
+
+
+def test_a_snippet_collapses_whitespace_and_cuts_at_a_word() -> None:
+    words = " ".join(f"word{i}" for i in range(100))
+    assert chunk(1, "short\n\n text").snippet() == "short text"
+    long_snippet = chunk(1, words).snippet(40)
+    assert long_snippet == "word0 word1 word2 word3 word4 word5…"
+    # A chunk that starts with more whitespace than the prefix looked at.
+    assert chunk(1, " \n" * 300 + words).snippet(40) == long_snippet
+    assert chunk(1, " " * 600 + "tail").snippet(40) == "tail"

@@ -27,8 +27,13 @@ class RetrievedChunk:
     score: float
 
     def snippet(self, length: int = 240) -> str:
-        """The start of the chunk, cut at a word boundary."""
-        text = " ".join(self.content.split())
+        """The start of the chunk, whitespace collapsed, cut at a word boundary."""
+        # Collapsing a prefix gives a prefix of the collapsed whole: only a
+        # chunk that starts with that much whitespace needs all of its text.
+        head = self.content[: length * 2]
+        text = " ".join(head.split())
+        if len(text) <= length + 1 and len(head) < len(self.content):
+            text = " ".join(self.content.split())
         if len(text) <= length:
             return text
         return text[:length].rsplit(" ", 1)[0] + "…"
