@@ -1,9 +1,10 @@
-"""Reusable test data: users in ``auth.users`` and Supabase-like access tokens."""
+"""Reusable test data: users in ``auth.users``, rooms and Supabase-like tokens."""
 
 import uuid
 from typing import Any
 
 import jwt
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from src.cli.token import ensure_auth_user, supabase_claims
@@ -24,6 +25,40 @@ async def create_user(
     """
     email = email or f"user-{uuid.uuid4().hex[:12]}@example.com"
     return await ensure_auth_user(connection_or_session, email)
+
+
+async def create_room(
+    connection: AsyncConnection, owner: uuid.UUID, title: str = "Room"
+) -> int:
+    """A chat room with its owner as member, in the connection's current role.
+
+    As the service by default; after ``set_config('role', 'authenticated')``
+    with the owner's claims, the insert goes through their RLS policies.
+    """
+    room = (
+        await connection.execute(
+            text(
+                "insert into public.chat_rooms (title, created_by) "
+                "values (:title, :owner) returning id"
+            ),
+            {"title": title, "owner": owner},
+        )
+    ).scalar_one()
+    await add_member(connection, int(room), owner, role="owner")
+    return int(room)
+
+
+async def add_member(
+    connection: AsyncConnection, room: int, user: uuid.UUID, role: str = "member"
+) -> None:
+    """Add a user to a room, in the connection's current role."""
+    await connection.execute(
+        text(
+            "insert into public.user_chats (chat_room_id, user_id, role) "
+            "values (:room, :user, :role)"
+        ),
+        {"room": room, "user": user, "role": role},
+    )
 
 
 def mint_token(

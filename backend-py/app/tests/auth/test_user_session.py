@@ -27,7 +27,7 @@ from src.infra.ai_providers import AIProviders
 from src.infra.db_client import Database
 from src.infra.runtime import runtime
 from src.settings import Settings
-from tests.factories import auth_headers, create_user, mint_token
+from tests.factories import auth_headers, create_room, create_user, mint_token
 
 probe = APIRouter(prefix="/test")
 
@@ -104,22 +104,7 @@ def probe_app(app: FastAPI) -> FastAPI:
 async def _room_with_message_and_document(
     connection: AsyncConnection, owner: uuid.UUID
 ) -> tuple[int, int]:
-    room_id = (
-        await connection.execute(
-            text(
-                "insert into chat_rooms (title, created_by) values ('r', :u) "
-                "returning id"
-            ),
-            {"u": owner},
-        )
-    ).scalar_one()
-    await connection.execute(
-        text(
-            "insert into user_chats (user_id, chat_room_id, role) "
-            "values (:u, :r, 'owner')"
-        ),
-        {"u": owner, "r": room_id},
-    )
+    room_id = await create_room(connection, owner)
     message_id = (
         await connection.execute(
             text(

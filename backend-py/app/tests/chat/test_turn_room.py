@@ -8,7 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from src.domain.errors import NotFoundError
 from src.gateway.chat_room_gateway import TurnRoom
-from src.gateway.message_gateway import MessageGateway
+from src.gateway.message_gateway import MessageGateway, PostedMessage
 from src.infra.db_client import Database
 from tests.factories import create_user
 
@@ -66,17 +66,22 @@ async def prefer(connection: AsyncConnection, user: uuid.UUID, persona: int) -> 
     )
 
 
-async def turn_room(database: Database, user: uuid.UUID, room_id: int) -> TurnRoom:
+async def post(
+    database: Database, user: uuid.UUID, room_id: int, content: str
+) -> PostedMessage:
     async with database.statement() as session:
-        posted = await MessageGateway(session).post_in_room(
+        return await MessageGateway(session).post_in_room(
             claims={"sub": str(user), "role": "authenticated"},
             chat_room_id=room_id,
-            content="Who answers?",
+            content=content,
             history=5,
             virtual_user_id=None,
             search=None,
         )
-    return posted.room
+
+
+async def turn_room(database: Database, user: uuid.UUID, room_id: int) -> TurnRoom:
+    return (await post(database, user, room_id, "Who answers?")).room
 
 
 async def test_the_rooms_own_persona_answers(
@@ -160,15 +165,7 @@ async def test_the_history_is_the_messages_before_the_new_one_oldest_first(
             ),
             {"room": room_id, "role": role, "content": content, "sender": sender},
         )
-    async with database.statement() as session:
-        posted = await MessageGateway(session).post_in_room(
-            claims={"sub": str(user), "role": "authenticated"},
-            chat_room_id=room_id,
-            content="third",
-            history=5,
-            virtual_user_id=None,
-            search=None,
-        )
+    posted = await post(database, user, room_id, "third")
     saved = await connection.execute(
         text("select content from messages where id = :id"), {"id": posted.id}
     )

@@ -6,6 +6,8 @@ import uuid
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from tests.factories import create_room
+
 PUBLIC_TABLES = [
     "general_users",
     "user_profiles",
@@ -48,27 +50,6 @@ async def as_service(conn: AsyncConnection) -> None:
     await conn.execute(text("select set_config('role', 'none', true)"))
 
 
-async def create_own_room(conn: AsyncConnection, owner: uuid.UUID) -> int:
-    """A room created by ``owner`` (acting as them), with them as its owner."""
-    room = (
-        await conn.execute(
-            text(
-                "insert into chat_rooms (title, created_by) values ('A', :me) "
-                "returning id"
-            ),
-            {"me": owner},
-        )
-    ).scalar_one()
-    await conn.execute(
-        text(
-            "insert into user_chats (chat_room_id, user_id, role) "
-            "values (:room, :me, 'owner')"
-        ),
-        {"room": room, "me": owner},
-    )
-    return int(room)
-
-
 async def count(conn: AsyncConnection, table: str) -> int:
     result = await conn.execute(text(f"select count(*) from public.{table}"))  # noqa: S608
     return int(result.scalar_one())
@@ -99,7 +80,7 @@ async def test_each_user_sees_only_their_rooms_messages_and_documents(
     bob = await create_user(connection, "bob-rls@example.com")
 
     await act_as(connection, alice)
-    room = await create_own_room(connection, alice)
+    room = await create_room(connection, alice)
     await connection.execute(
         text(
             "insert into messages (chat_room_id, sender_user_id, role, content) "
@@ -169,7 +150,7 @@ async def test_a_user_cannot_post_into_a_room_they_are_not_in(
 async def test_a_member_cannot_forge_ai_messages(connection: AsyncConnection) -> None:
     alice = await create_user(connection, "alice-forge@example.com")
     await act_as(connection, alice)
-    room = await create_own_room(connection, alice)
+    room = await create_room(connection, alice)
     refused = []
     for role, sender in (("assistant", None), ("system", None), ("user", None)):
         savepoint = await connection.begin_nested()
@@ -248,9 +229,9 @@ async def test_members_read_the_messages_of_exactly_the_rooms_they_are_in(
     carol = await create_user(connection, "carol-rls@example.com")
     dave = await create_user(connection, "dave-rls@example.com")
     await act_as(connection, carol)
-    rooms = [await create_own_room(connection, carol) for _ in range(2)]
+    rooms = [await create_room(connection, carol) for _ in range(2)]
     await act_as(connection, dave)
-    daves_room = await create_own_room(connection, dave)
+    daves_room = await create_room(connection, dave)
     await as_service(connection)
     for room in [*rooms, daves_room]:
         await connection.execute(
@@ -304,7 +285,7 @@ async def test_a_turn_posted_with_claims_runs_as_that_user(
 ) -> None:
     alice = await create_user(connection, "alice-turn@example.com")
     bob = await create_user(connection, "bob-turn@example.com")
-    room = await create_own_room(connection, alice)
+    room = await create_room(connection, alice)
     await as_service(connection)
 
     async def post_as(user: uuid.UUID, message: str) -> list[tuple[object, ...]]:

@@ -168,34 +168,6 @@ async def insert_chunks(
     )
 
 
-async def create_room(connection: AsyncConnection, owner: uuid.UUID) -> int:
-    """A chat room with its owner as member (as the service)."""
-    room = (
-        await connection.execute(
-            text(
-                "insert into public.chat_rooms (title, created_by) "
-                "values ('room', :owner) returning id"
-            ),
-            {"owner": owner},
-        )
-    ).scalar_one()
-    await add_member(connection, int(room), owner, role="owner")
-    return int(room)
-
-
-async def add_member(
-    connection: AsyncConnection, room: int, user: uuid.UUID, role: str = "member"
-) -> None:
-    """Add a user to a room (as the service)."""
-    await connection.execute(
-        text(
-            "insert into public.user_chats (chat_room_id, user_id, role) "
-            "values (:room, :user, :role)"
-        ),
-        {"room": room, "user": user, "role": role},
-    )
-
-
 def claims_of(user_id: uuid.UUID) -> dict[str, Any]:
     """The JWT claims a user transaction runs with."""
     return {"sub": str(user_id), "role": "authenticated"}

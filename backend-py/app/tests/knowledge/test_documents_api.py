@@ -9,10 +9,9 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from src.infra.ingestion_worker import IngestionWorker
-from tests.factories import auth_headers, create_user, mint_token
+from tests.factories import auth_headers, create_room, create_user, mint_token
 from tests.knowledge.conftest import (
     chunk_rows,
-    create_room,
     document_row,
     insert_document,
 )

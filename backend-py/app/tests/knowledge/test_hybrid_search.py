@@ -9,11 +9,9 @@ from src.gateway.embeddings_gateway import (
     _HYBRID_SEARCH_SQL,
     full_text_query,
 )
-from tests.factories import create_user
+from tests.factories import add_member, create_room, create_user
 from tests.knowledge.conftest import (
     Knowledge,
-    add_member,
-    create_room,
     insert_chunks,
     insert_document,
 )
