@@ -161,6 +161,10 @@ _STATUSES_SQL = text("""
 select id, status, error, chunk_count from public.documents where id = any(:ids)
 """)
 
+_REFRESH_COMMON_LEXEMES_SQL = text(
+    "select public.refresh_document_chunk_common_lexemes()"
+)
+
 UpsertOutcome = Literal["added", "updated", "unchanged", "requeued"]
 
 
@@ -363,6 +367,20 @@ class DocumentIndexGateway:
         """``id, status, error, chunk_count`` of these documents."""
         rows = await self._session.execute(_STATUSES_SQL, {"ids": list(document_ids)})
         return list(rows.all())
+
+    async def refresh_common_lexemes(self) -> int:
+        """Copy the words ANALYZE found in 5% of the chunks or more.
+
+        ``match_document_chunks_text`` reads them to tell queries of common
+        words (planned for themselves) from the others (a cached plan on the
+        GIN index). Writes only what changed since the last call.
+
+        Returns:
+            How many rows of ``document_chunk_common_lexemes`` changed.
+        """
+        return int(
+            (await self._session.execute(_REFRESH_COMMON_LEXEMES_SQL)).scalar_one()
+        )
 
     async def _lock_claimed(self, claim: ClaimedDocument) -> bool:
         row = (await self._session.execute(_LOCK_CLAIMED_SQL, claim.fence())).first()

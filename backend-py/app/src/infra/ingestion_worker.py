@@ -121,6 +121,25 @@ class IngestionWorker:
             results.append(result)
         return results
 
+    async def run_round(self) -> list[IndexResult]:
+        """Index every due document, then refresh the text statistics."""
+        results = await self.drain()
+        await self.refresh_text_statistics()
+        return results
+
+    async def refresh_text_statistics(self) -> int:
+        """Bring the full-text search's common words up to date with ANALYZE.
+
+        Run after each round of work (:meth:`run_round`): the statistics change
+        when Postgres analyzes the chunks (after many were written), and a round
+        runs at least every ``worker_poll_interval_s``.
+
+        Returns:
+            How many common words were added, changed or removed.
+        """
+        async with self._database.service_transaction() as session:
+            return await DocumentIndexGateway(session).refresh_common_lexemes()
+
     def start(self) -> None:
         """Start the LISTEN task and ``worker_concurrency`` indexing loops."""
         self._tasks.append(asyncio.create_task(self._listen(), name="ingest-listen"))
@@ -250,7 +269,7 @@ class IngestionWorker:
     async def _loop(self) -> None:
         while True:
             try:
-                await self.drain()
+                await self.run_round()
             except Exception:  # the database may be down: keep polling
                 logger.exception("ingestion loop error")
             with contextlib.suppress(TimeoutError):

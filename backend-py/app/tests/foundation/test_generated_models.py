@@ -34,4 +34,5 @@ def test_models_cover_every_public_table() -> None:
         "messages",
         "documents",
         "document_chunks",
+        "document_chunk_common_lexemes",
     }

@@ -313,3 +313,38 @@ async def test_a_turn_posted_with_claims_runs_as_that_user(
     )
     assert tuple(sender.one()) == (alice, "hello")
     assert await count(connection, "messages") == 1
+
+
+async def test_the_full_text_routes_and_their_statistics_are_not_for_users(
+    connection: AsyncConnection,
+) -> None:
+    # Users search through match_document_chunks_text; the two routes behind
+    # it run as its owner, and the common words are the service's business
+    # (service_role keeps Supabase's default rights on tables).
+    signature = "(text, regconfig, text, bigint, int, int)"
+    privileges = await connection.execute(
+        text(
+            "select r.rolname, "
+            "has_function_privilege(r.rolname, :search, 'execute'), "
+            "has_function_privilege(r.rolname, :planned, 'execute'), "
+            "has_function_privilege(r.rolname, :indexed, 'execute'), "
+            "has_function_privilege(r.rolname, :refresh, 'execute'), "
+            "has_table_privilege(r.rolname, :lexemes, 'select'), "
+            "has_table_privilege(r.rolname, :lexemes, 'insert') "
+            "from pg_roles r "
+            "where r.rolname in ('anon', 'authenticated', 'service_role') "
+            "order by r.rolname"
+        ),
+        {
+            "search": f"public.match_document_chunks_text{signature}",
+            "planned": f"public.match_document_chunks_text_planned{signature}",
+            "indexed": f"public.match_document_chunks_text_indexed{signature}",
+            "refresh": "public.refresh_document_chunk_common_lexemes()",
+            "lexemes": "public.document_chunk_common_lexemes",
+        },
+    )
+    assert [tuple(row) for row in privileges] == [
+        ("anon", False, False, False, False, False, False),
+        ("authenticated", True, False, False, False, False, False),
+        ("service_role", True, False, False, True, True, True),
+    ]

@@ -298,3 +298,21 @@ async def test_user_documents_are_indexed_too(
 
     assert result is not None
     assert (result.document_id, result.outcome) == (doc, "ready")
+
+
+async def test_a_round_indexes_then_refreshes_the_common_words(
+    connection: AsyncConnection, worker: IngestionWorker
+) -> None:
+    doc = await insert_document(connection, owner_id=None, title="G", content=MARKDOWN)
+    common = text("select count(*) from public.document_chunk_common_lexemes")
+    await worker.drain()
+    await connection.execute(text("analyze public.document_chunks"))
+    assert (await connection.execute(common)).scalar_one() == 0
+
+    results = await worker.run_round()
+    written = await worker.refresh_text_statistics()
+
+    assert results == []  # the document was indexed by the drain before
+    assert (await document_row(connection, doc)).status == "ready"
+    assert (await connection.execute(common)).scalar_one() > 0
+    assert written == 0  # the round already copied them

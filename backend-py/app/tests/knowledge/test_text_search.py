@@ -8,6 +8,7 @@ the table (the planner chooses per query), and ranks them.
 import json
 import uuid
 
+import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -141,3 +142,135 @@ async def test_hybrid_search_puts_the_keyword_match_first_among_common_words(
     assert len(hits) == 5
     assert hits[0].chunk_id == ids[0]
     assert hits[0].score > hits[-1].score
+
+
+COMMON_LEXEMES = text(
+    "select lexeme, frequency from public.document_chunk_common_lexemes"
+)
+ROUTE_CALLS = text(
+    "select coalesce(sum(calls) filter (where funcname like '%_planned'), 0), "
+    "coalesce(sum(calls) filter (where funcname like '%_indexed'), 0) "
+    "from pg_stat_xact_user_functions "
+    "where funcname like 'match_document_chunks_text_%'"
+)
+
+
+async def analyze_and_refresh(connection: AsyncConnection) -> int:
+    """ANALYZE the chunks, then copy the common words as the worker does."""
+    await connection.execute(text("analyze public.document_chunks"))
+    refreshed = await connection.execute(
+        text("select public.refresh_document_chunk_common_lexemes()")
+    )
+    return int(refreshed.scalar_one())
+
+
+async def route_of(kb: Knowledge, user: uuid.UUID, query: str) -> str:
+    """Which plan answered ``query`` as ``user``: "planned" or "indexed"."""
+    await kb.connection.execute(text("reset role"))
+    before = tuple((await kb.connection.execute(ROUTE_CALLS)).one())
+    await act_as(kb.connection, user)
+    await text_search(kb, query)
+    await kb.connection.execute(text("reset role"))
+    after = tuple((await kb.connection.execute(ROUTE_CALLS)).one())
+    calls = (after[0] - before[0], after[1] - before[1])
+    assert calls in {(1, 0), (0, 1)}, calls
+    return "planned" if calls == (1, 0) else "indexed"
+
+
+async def common_lexemes(connection: AsyncConnection) -> dict[str, float]:
+    rows = await connection.execute(COMMON_LEXEMES)
+    return {row.lexeme: row.frequency for row in rows}
+
+
+async def test_the_common_words_are_those_of_five_percent_of_the_chunks(
+    kb: Knowledge,
+) -> None:
+    ids = await widget_chunks(kb)  # 24 chunks
+
+    written = await analyze_and_refresh(kb.connection)
+    again = await analyze_and_refresh(kb.connection)
+    before = await common_lexemes(kb.connection)
+    await kb.connection.execute(  # the two chunks that say "blue"
+        text("delete from public.document_chunks where id = any(:ids)"),
+        {"ids": ids[2:4]},
+    )
+    changed = await analyze_and_refresh(kb.connection)
+    after = await common_lexemes(kb.connection)
+
+    # "blue" is in 2 of 24 chunks (8%), "sprocket" and "gizmo" in 1 (4%).
+    assert set(before) == {"widget", "spare", "part", "number", "blue"}
+    assert before["widget"] == 1.0
+    assert before["blue"] == pytest.approx(2 / 24)
+    assert written == len(before)
+    assert again == 0  # nothing changed: nothing written
+    assert set(after) == set(before) - {"blue"}
+    assert after["spare"] == pytest.approx(20 / 22)
+    differences = {w for w in before if after.get(w) != before[w]}
+    assert changed == len(differences) == 4  # blue gone; spare, part, number
+
+
+async def test_only_queries_whose_matches_may_be_plentiful_are_planned_for_themselves(
+    kb: Knowledge, user: uuid.UUID
+) -> None:
+    await widget_chunks(kb)
+    await kb.connection.execute(text("set local track_functions = 'all'"))
+    fresh = {q: await route_of(kb, user, q) for q in ("widget", "widget sprocket")}
+    await analyze_and_refresh(kb.connection)
+
+    routes = {
+        query: await route_of(kb, user, query)
+        for query in (
+            "widget",  # every word common
+            "spare widget part",
+            "widget sprocket",  # a rare word: the index finds few rows
+            "gizmo",
+            "widget or sprocket",  # OR and NOT: plentiful whatever the words
+            "sprocket -widget",
+        )
+    }
+
+    # Without statistics (a new database) every query takes the index.
+    assert fresh == {"widget": "indexed", "widget sprocket": "indexed"}
+    assert routes == {
+        "widget": "planned",
+        "spare widget part": "planned",
+        "widget sprocket": "indexed",
+        "gizmo": "indexed",
+        "widget or sprocket": "planned",
+        "sprocket -widget": "planned",
+    }
+
+
+async def test_both_routes_find_what_the_query_planned_for_itself_finds(
+    kb: Knowledge, user: uuid.UUID
+) -> None:
+    await widget_chunks(kb)
+    await analyze_and_refresh(kb.connection)
+    queries = [
+        "widget",
+        "widget part",
+        "sprocket",
+        "widget sprocket",
+        "widget -blue",
+        '"blue widget"',
+        "gizmo or sprocket",
+        "spare part 7",
+        "nothing matches this",
+        "the",  # only a stop word: an empty query
+    ]
+    planned = []
+    for query in queries:  # the previous function: always planned per query
+        rows = await kb.connection.execute(
+            text(
+                "select chunk_id from public.match_document_chunks_text_planned("
+                ":query, 'english', :model, null, 8, 40) order by rank"
+            ),
+            {"query": query, "model": kb.embeddings.model_name},
+        )
+        planned.append([row.chunk_id for row in rows])
+    await act_as(kb.connection, user)
+
+    found = [await text_search(kb, query, max_matches=8) for query in queries]
+
+    assert found == planned
+    assert [len(ids) for ids in found] == [8, 8, 1, 1, 8, 1, 2, 1, 0, 0]

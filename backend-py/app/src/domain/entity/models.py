@@ -60,6 +60,24 @@ class Users(SQLModel, table=True):
     general_users: 'GeneralUsers' = Relationship(back_populates='users', sa_relationship_kwargs={'uselist': False})
 
 
+class DocumentChunkCommonLexemes(SQLModel, table=True):
+    __tablename__ = 'document_chunk_common_lexemes'
+    __table_args__ = (
+        CheckConstraint('frequency > 0::double precision AND frequency <= 1::double precision', name='document_chunk_common_lexemes_frequency_check'),
+        PrimaryKeyConstraint('lexeme', name='document_chunk_common_lexemes_pkey'),
+        {'comment': 'Lexemes found in at least 5% of document_chunks.fts, with their '
+                'share of the chunks, as the last ANALYZE sampled them '
+                '(pg_stats.most_common_elems). Kept by '
+                'refresh_document_chunk_common_lexemes(); read by '
+                'match_document_chunks_text to tell a query of common words '
+                '(planned for itself) from the others (a cached plan on the GIN '
+                'index). Only affects speed, never results.'}
+    )
+
+    lexeme: str = Field(sa_column=Column('lexeme', Text, primary_key=True))
+    frequency: float = Field(sa_column=Column('frequency', REAL, nullable=False))
+
+
 class GeneralUsers(SQLModel, table=True):
     __tablename__ = 'general_users'
     __table_args__ = (
