@@ -315,6 +315,36 @@ async def test_a_turn_posted_with_claims_runs_as_that_user(
     assert await count(connection, "messages") == 1
 
 
+async def test_a_turn_returns_its_room_once_then_the_history_newest_first(
+    connection: AsyncConnection,
+) -> None:
+    alice = await create_user(connection, "alice-history@example.com")
+    room = await create_room(connection, alice)
+    await as_service(connection)
+    claims = json.dumps({"sub": str(alice), "role": "authenticated"})
+    turn = text(
+        "select chat_room_id, message_id, role, content "
+        "from public.post_chat_turn(:claims, :room, :message, 5, null, null, "
+        "null, null, 'english', 5, 40, 100, 1, 1, 60)"
+    )
+
+    answers = []
+    for message in ("one", "two", "three"):
+        rows = await connection.execute(
+            turn, {"claims": claims, "room": room, "message": message}
+        )
+        answers.append([tuple(row) for row in rows])
+        await as_service(connection)
+
+    third_id = answers[2][0][1]
+    assert answers[0] == [(room, answers[0][0][1], None, None)]
+    assert answers[2] == [
+        (room, third_id, None, None),  # the room (and persona) once
+        (None, None, "user", "two"),
+        (None, None, "user", "one"),
+    ]
+
+
 async def test_the_full_text_routes_and_their_statistics_are_not_for_users(
     connection: AsyncConnection,
 ) -> None:
