@@ -10,6 +10,11 @@
 -- same result columns, same grants; the backend reads the room from the first
 -- row and the history from the rows with a role, as before.
 --
+-- The persona is also found with an index now: the query that chose between
+-- the room's persona and the defaults with a CASE in its WHERE clause had,
+-- as a generic plan (the backend's sessions use generic plans), a sequential
+-- scan of virtual_users with the row-level-security check on every persona.
+--
 -- Plain SQL only: safe to send as one multi-statement string through a driver.
 -- =============================================================================
 
@@ -66,6 +71,7 @@ declare
   room_virtual_user_id bigint;
   room_created_by uuid;
   posted_id bigint;
+  persona record;
 begin
   -- For the rest of this transaction (the statement, when called outside
   -- one), as PostgREST's requests: row-level security decides from here on.
@@ -89,28 +95,34 @@ begin
     returning id into posted_id;
   end if;
 
+  -- The room's persona, else its creator's preferred one, else the admins'
+  -- default: two statements, so that each is planned on an index (one query
+  -- choosing between them with CASE had a generic plan reading every
+  -- persona).
+  if room_virtual_user_id is not null then
+    select v.id, v.name, v.system_prompt, v.model, v.temperature, v.max_tokens
+      into persona
+      from public.virtual_users v
+     where v.id = room_virtual_user_id;
+  else
+    select v.id, v.name, v.system_prompt, v.model, v.temperature, v.max_tokens
+      into persona
+      from public.virtual_users v
+     where v.id = (select up.default_virtual_user_id
+                     from public.user_profiles up
+                    where up.user_id = room_created_by)
+        or (v.is_default and v.owner_id is null)
+     order by v.is_default and v.owner_id is null
+     limit 1;
+  end if;
+
   -- The room with its persona once, on a row of its own; then the history.
   return query
-    select room_found, room_virtual_user_id, p.id, p.name, p.system_prompt,
-           p.model, p.temperature, p.max_tokens, posted_id,
+    select room_found, room_virtual_user_id, persona.id, persona.name,
+           persona.system_prompt, persona.model, persona.temperature,
+           persona.max_tokens, posted_id,
            null::text, null::text, null::text, null::text,
-           null::bigint, null::bigint, null::text, null::text, null::float8
-      from (select) as one_row
-      left join lateral (
-        select v.id, v.name, v.system_prompt, v.model, v.temperature,
-               v.max_tokens
-          from public.virtual_users v
-         where case
-                 when room_virtual_user_id is not null
-                   then v.id = room_virtual_user_id
-                 else v.id = (select up.default_virtual_user_id
-                                from public.user_profiles up
-                               where up.user_id = room_created_by)
-                      or (v.is_default and v.owner_id is null)
-               end
-         order by v.is_default and v.owner_id is null
-         limit 1
-      ) p on true;
+           null::bigint, null::bigint, null::text, null::text, null::float8;
 
   if posted_id is not null then
     return query
