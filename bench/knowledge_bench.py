@@ -185,9 +185,15 @@ class Bench:
         log(f"embedded {len(self.windows)} windows in {seconds:.0f} s ({rate:.0f}/s)")
 
     def settle(self) -> None:
-        """Vacuum (empties the GIN pending list), analyze, and prewarm."""
+        """Vacuum (empties the GIN pending list), analyze, and prewarm.
+
+        Then copy the common words as the ingestion worker does after each
+        round (``refresh_document_chunk_common_lexemes``): the full-text leg
+        reads them to plan queries of common words for themselves.
+        """
         with psycopg.connect(self.conninfo, autocommit=True) as conn:
             conn.execute("vacuum analyze documents, document_chunks")
+            conn.execute("select public.refresh_document_chunk_common_lexemes()")
             conn.execute("create extension if not exists pg_prewarm")
             conn.execute(
                 "select pg_prewarm(c.oid) from pg_class c join pg_namespace n on "
