@@ -17,8 +17,13 @@
 --   whatever the other words: match_document_chunks_text_indexed, planned once
 --   per connection (force_generic_plan; that plan reads the GIN index);
 -- * otherwise (every word common, or an OR / NOT query, whose matches may be
---   plentiful whatever its words) the query is planned for itself as before:
---   match_document_chunks_text_planned, the previous body unchanged.
+--   plentiful whatever its words) the query is planned for itself:
+--   match_document_chunks_text_planned, the previous body run with EXECUTE.
+-- Both are plpgsql so that they behave the same on every Postgres version.
+-- Before 18 a SQL function's statements are planned on each call without the
+-- arguments' values, so the previous function's force_custom_plan only worked
+-- on 18: checked on PostgreSQL 15 (Supabase's older projects), it read the
+-- GIN index for a word in half the rows, where EXECUTE scans the table.
 -- Both take the first max_matches matches in table order, so they return the
 -- same rows; only the cost differs. With no statistics yet (a new database)
 -- every query takes the index, which is what a small table wants.
@@ -100,13 +105,17 @@ returns table (
   chunk_id bigint,
   rank     bigint
 )
-language sql
+language plpgsql
 stable
 security definer
 set search_path = ''
-set plan_cache_mode = force_custom_plan
 set cpu_index_tuple_cost = 0.05
 as $fn$
+begin
+  -- EXECUTE plans the query for these values on every Postgres version (a
+  -- SQL function's statements are planned without them before 18). $1..$6
+  -- are the arguments in order; the text is match_document_chunks_text_indexed's.
+  return query execute '
   with caller as (
     select (select auth.uid()) as uid
   ),
@@ -114,29 +123,32 @@ as $fn$
     select c.id, c.fts
       from public.document_chunks c
       join public.documents d on d.id = c.document_id
-     where c.fts @@ websearch_to_tsquery(text_search_config, query_text)
-       and (filter_embedding_model is null
-            or c.embedding_model = filter_embedding_model)
-       and d.status = 'ready'
+     where c.fts @@ websearch_to_tsquery($2, $1)
+       and ($3 is null
+            or c.embedding_model = $3)
+       and d.status = ''ready''
        and (
-         d.visibility = 'shared'
-         or (d.visibility = 'private' and d.owner_id = (select uid from caller))
-         or (d.visibility = 'room'
-             and filter_chat_room_id is not null
-             and d.chat_room_id = filter_chat_room_id
+         d.visibility = ''shared''
+         or (d.visibility = ''private'' and d.owner_id = (select uid from caller))
+         or (d.visibility = ''room''
+             and $4 is not null
+             and d.chat_room_id = $4
              and (d.owner_id = (select uid from caller)
-                  or public.is_room_member(filter_chat_room_id)))
+                  or public.is_room_member($4)))
        )
-     limit greatest(coalesce(max_matches, 200), 1)
+     limit greatest(coalesce($5, 200), 1)
   )
   select m.id,
          row_number() over (
-           order by ts_rank(m.fts, websearch_to_tsquery(text_search_config, query_text)) desc,
+           order by ts_rank(m.fts, websearch_to_tsquery($2, $1)) desc,
                     m.id
          )
     from matches m
    order by 2
-   limit greatest(coalesce(match_count, 40), 1)
+   limit greatest(coalesce($6, 40), 1)'
+    using query_text, text_search_config, filter_embedding_model,
+          filter_chat_room_id, max_matches, match_count;
+end
 $fn$;
 
 comment on function public.match_document_chunks_text_planned(text, regconfig, text, bigint, int, int) is
@@ -155,12 +167,16 @@ returns table (
   chunk_id bigint,
   rank     bigint
 )
-language sql
+language plpgsql
 stable
 security definer
 set search_path = ''
 set plan_cache_mode = force_generic_plan
 as $fn$
+#variable_conflict use_column
+begin
+  -- A static statement: plpgsql keeps its plan for the connection.
+  return query
   with caller as (
     select (select auth.uid()) as uid
   ),
@@ -190,7 +206,8 @@ as $fn$
          )
     from matches m
    order by 2
-   limit greatest(coalesce(match_count, 40), 1)
+   limit greatest(coalesce(match_count, 40), 1);
+end
 $fn$;
 
 comment on function public.match_document_chunks_text_indexed(text, regconfig, text, bigint, int, int) is
