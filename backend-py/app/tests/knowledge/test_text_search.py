@@ -2,7 +2,9 @@
 
 A word found in every chunk stands for the common words of a large knowledge
 base: the function reads a bounded number of matches, by the GIN index or by
-the table (the planner chooses per query), and ranks them.
+the table, and ranks them. A query with a rare word runs on a cached plan on
+the index (``_indexed``); a query of common words only, once ANALYZE has seen
+them, is planned for itself (``_planned``). Both routes find the same rows.
 """
 
 import json
