@@ -280,6 +280,22 @@ async def test_only_the_backend_may_post_a_turn_with_claims_of_its_choice(
     ]
 
 
+async def test_a_turn_runs_with_its_callers_search_path(
+    connection: AsyncConnection,
+) -> None:
+    # With a SET search_path clause, every turn re-planned the foreign-key
+    # checks of messages, whose cached plans the backend's own inserts share.
+    settings = await connection.scalar(
+        text(
+            "select proconfig from pg_proc where oid = "
+            "'public.post_chat_turn(text, bigint, text, int, bigint, "
+            "extensions.vector, text, text, regconfig, int, int, int, float8, "
+            "float8, int)'::regprocedure"
+        )
+    )
+    assert settings is None
+
+
 async def test_a_turn_posted_with_claims_runs_as_that_user(
     connection: AsyncConnection,
 ) -> None:
