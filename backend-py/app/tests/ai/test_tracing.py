@@ -1,8 +1,11 @@
 """LangSmith tracing against a recorder on 127.0.0.1 speaking the ingest API."""
 
 import time
-from typing import Any
+from collections.abc import Iterator
+from typing import Any, cast
 
+import langsmith.run_helpers
+import langsmith.utils
 import pytest
 
 from src.domain.entity.knowledge import RetrievedChunk
@@ -123,6 +126,36 @@ async def test_tracing_is_off_by_default_and_then_a_no_op() -> None:
     assert not tracing.enabled
     assert run.id is None
     assert span.id is None
+
+
+@pytest.fixture
+def legacy_tracing_variable(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """LangChain's older switch on, which the app's settings do not read."""
+    read_once = cast(Any, langsmith.utils.get_env_var)  # an lru_cache
+    monkeypatch.setenv("LANGCHAIN_TRACING_V2", "true")
+    read_once.cache_clear()
+    yield
+    monkeypatch.delenv("LANGCHAIN_TRACING_V2")
+    read_once.cache_clear()
+
+
+@pytest.mark.usefixtures("legacy_tracing_variable")
+async def test_tracing_off_switches_langchain_tracing_off_inside_a_turn() -> None:
+    tracing = Tracing.from_settings(Settings(_env_file=None))
+    assert langsmith.utils.tracing_is_enabled()  # LangChain would trace
+
+    async with tracing.chat_trace(metadata=METADATA):
+        assert not langsmith.utils.tracing_is_enabled()
+
+    assert langsmith.utils.tracing_is_enabled()
+
+
+async def test_tracing_off_leaves_the_context_alone_when_nothing_traces() -> None:
+    tracing = Tracing.from_settings(Settings(_env_file=None))
+    assert not langsmith.utils.tracing_is_enabled()
+
+    async with tracing.chat_trace(metadata=METADATA):
+        assert langsmith.run_helpers.get_tracing_context()["enabled"] is None
 
 
 def test_tracing_to_hosted_langsmith_needs_an_api_key() -> None:
