@@ -25,6 +25,7 @@ from starlette.types import Receive, Scope, Send
 
 from src.controller.dependencies import (
     AIProvidersDep,
+    AnswerWriterDep,
     CurrentUserDep,
     DatabaseDep,
     LLMGatewayDep,
@@ -56,15 +57,23 @@ router = APIRouter(
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
-async def chat_use_case(
+async def chat_use_case(  # noqa: PLR0913, PLR0917 - one dependency each
     user: CurrentUserDep,
     database: DatabaseDep,
     ai: AIProvidersDep,
     llm: LLMGatewayDep,
+    answers: AnswerWriterDep,
     settings: SettingsDep,
 ) -> ChatUseCase:
     """The chat use case for the caller (it opens its own transactions)."""
-    return ChatUseCase(database=database, user=user, ai=ai, llm=llm, settings=settings)
+    return ChatUseCase(
+        database=database,
+        user=user,
+        ai=ai,
+        llm=llm,
+        answers=answers,
+        settings=settings,
+    )
 
 
 ChatUseCaseDep = Annotated[ChatUseCase, Depends(chat_use_case)]

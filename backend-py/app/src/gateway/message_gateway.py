@@ -2,7 +2,7 @@
 
 import json
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
@@ -41,6 +41,16 @@ class PostedMessage:
     room: TurnRoom
     history: list[HistoryEntry]
     sources: list[RetrievedChunk]
+
+
+@dataclass(frozen=True)
+class Answer:
+    """An AI persona's answer to save in a room."""
+
+    chat_room_id: int
+    content: str
+    sender_virtual_user_id: int | None
+    metadata: Mapping[str, Any]
 
 
 @dataclass(frozen=True)
@@ -94,6 +104,25 @@ class MessageGateway:
         }
         rows = await _INSERT_MESSAGE.fetch(self.session, params)
         return int(rows[0][0])
+
+    async def create_answers(self, answers: Sequence[Answer]) -> list[int]:
+        """Insert AI answers with one statement; their ids, in the same order.
+
+        The rows are inserted in the order given (the select is ordered), and
+        each takes the next id of the table's identity in turn, so sorting the
+        returned ids puts them in that order.
+        """
+        rows = await _INSERT_ANSWERS.fetch(
+            self.session,
+            {
+                "rooms": [a.chat_room_id for a in answers],
+                "contents": [a.content for a in answers],
+                # The engine's jsonb codec takes the document as JSON text.
+                "metadata": [json.dumps(a.metadata) for a in answers],
+                "personas": [a.sender_virtual_user_id for a in answers],
+            },
+        )
+        return sorted(int(row[0]) for row in rows)
 
     async def post_in_room(  # noqa: PLR0913 - keyword-only, the turn's inputs
         self,
@@ -199,6 +228,21 @@ _INSERT_MESSAGE = DriverStatement.of(
         }
     )
     .returning(_MESSAGES.c.id)
+)
+# Many answers in one statement: see MessageGateway.create_answers.
+_INSERT_ANSWERS = DriverStatement.of(
+    text("""
+insert into public.messages
+  (chat_room_id, role, content, status, metadata, sender_virtual_user_id)
+select answer.room, 'assistant', answer.content, 'complete',
+       cast(answer.metadata as jsonb), answer.persona
+  from unnest(
+    cast(:rooms as bigint[]), cast(:contents as text[]),
+    cast(:metadata as text[]), cast(:personas as bigint[])
+  ) with ordinality as answer(room, content, metadata, persona, position)
+ order by answer.position
+returning id
+""")
 )
 # A turn in an existing room: see MessageGateway.post_in_room.
 _POST_CHAT_TURN = DriverStatement.of(

@@ -13,6 +13,7 @@ from fastapi import FastAPI
 
 from src.gateway.current_user_gateway import CurrentUserGateway, KnownUserCache
 from src.infra.ai_providers import AIProviders, open_ai_providers
+from src.infra.answer_writer import AnswerWriter
 from src.infra.db_client import Database
 from src.infra.ingestion_worker import ingestion_worker_running
 from src.infra.rate_limiter import RateLimiters
@@ -53,6 +54,9 @@ async def runtime(
         app.state.rate_limiters = RateLimiters.from_settings(settings)
         # -- AI providers (issue 5): chat model, embeddings, tracing --
         app.state.ai = await stack.enter_async_context(open_ai_providers(settings, ai))
+        # -- chat: the answers of turns finishing together, saved together --
+        app.state.answer_writer = AnswerWriter(database)
+        stack.push_async_callback(app.state.answer_writer.aclose)
         # -- knowledge (issue 8): ingestion worker --
         async with ingestion_worker_running(app, settings, database):
             yield

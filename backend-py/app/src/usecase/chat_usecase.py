@@ -11,8 +11,10 @@ statement as the service, with the model calls outside both:
    user transaction instead). Committed, so the user message is kept whatever
    happens to generation;
 3. generate, holding no database connection (a model call takes seconds);
-4. save the AI message with its sources, model, usage and latency: one
-   statement as the service (members may not write AI messages themselves).
+4. save the AI message with its sources, model, usage and latency, as the
+   service (members may not write AI messages themselves): through the
+   ``AnswerWriter``, which saves the answers of turns finishing together with
+   one statement.
 
 When the embedding provider fails, step 2 still saves the user message and the
 turn then fails with the provider's error (502/504), as a failed generation
@@ -43,9 +45,10 @@ from src.domain.service.prompt_builder import HistoryMessage, build_chat_message
 from src.gateway.chat_room_gateway import ChatRoomGateway, TurnRoom
 from src.gateway.embeddings_gateway import hybrid_search, search_arguments
 from src.gateway.llm_gateway import Generation, LLMGateway
-from src.gateway.message_gateway import HistoryEntry, MessageGateway
+from src.gateway.message_gateway import Answer, HistoryEntry, MessageGateway
 from src.gateway.virtual_user_gateway import VirtualUserGateway
 from src.infra.ai_providers import AIProviders
+from src.infra.answer_writer import AnswerWriter
 from src.infra.db_client import Database
 from src.infra.tracing import TraceRun
 from src.settings import Settings
@@ -187,19 +190,21 @@ def to_history(messages: list[HistoryEntry]) -> list[HistoryMessage]:
 class ChatUseCase:
     """Coordinates rooms, personas, messages, retrieval and the LLM for one turn."""
 
-    def __init__(
+    def __init__(  # noqa: PLR0913 - keyword-only, what a turn uses
         self,
         *,
         database: Database,
         user: CurrentUser,
         ai: AIProviders,
         llm: LLMGateway,
+        answers: AnswerWriter,
         settings: Settings,
     ) -> None:
         self.database = database
         self.user = user
         self.ai = ai
         self.llm = llm
+        self.answers = answers
         self.settings = settings
 
     async def execute(self, request: ChatRequest) -> ChatResponse:
@@ -430,13 +435,14 @@ class ChatUseCase:
             "persona": {"id": turn.persona.id, "name": turn.persona.name},
             "reply_to": turn.user_message_id,
         }
-        # Written by the service: members may not post AI messages (RLS), and
-        # the prepared turn already proved this user's membership of the room.
-        async with self.database.service_statement() as session:
-            return await MessageGateway(session).create(
+        # Written by the service (AnswerWriter): members may not post AI
+        # messages (RLS), and the prepared turn already proved this user's
+        # membership of the room.
+        return await self.answers.save(
+            Answer(
                 chat_room_id=turn.chat_room_id,
-                role="assistant",
                 content=generation.text,
                 sender_virtual_user_id=turn.persona.id,
                 metadata=metadata,
             )
+        )

@@ -2,6 +2,7 @@
 
 import dataclasses
 import uuid
+from collections.abc import AsyncIterator
 
 import pytest
 from langchain_core.embeddings import Embeddings
@@ -17,6 +18,7 @@ from src.domain.errors import (
     UnprocessableError,
 )
 from src.infra.ai_providers import AIProviders
+from src.infra.answer_writer import AnswerWriter
 from src.infra.db_client import Database
 from src.settings import Settings
 from src.usecase.chat_usecase import ChatUseCase, room_title
@@ -38,11 +40,19 @@ def llm() -> ScriptedLLM:
 
 
 @pytest.fixture
+async def answers(database: Database) -> AsyncIterator[AnswerWriter]:
+    writer = AnswerWriter(database)
+    yield writer
+    await writer.aclose()
+
+
+@pytest.fixture
 def use_case(
     database: Database,
     user: uuid.UUID,
     ai_providers: AIProviders,
     llm: ScriptedLLM,
+    answers: AnswerWriter,
     settings: Settings,
 ) -> ChatUseCase:
     return ChatUseCase(
@@ -50,6 +60,7 @@ def use_case(
         user=as_user(user),
         ai=ai_providers,
         llm=llm,  # type: ignore[arg-type]
+        answers=answers,
         settings=settings,
     )
 
