@@ -72,7 +72,7 @@ class AnswerWriter:
         future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         self._queue.append((answer, future))
         self._queued.set()
-        if self._task is None:
+        if self._task is None or self._task.done():  # first use, or it crashed
             self._task = asyncio.create_task(self._run(), name="answer-writer")
         return await future
 
