@@ -16,7 +16,6 @@ from src.domain.errors import UnprocessableError
 from src.gateway.current_user_gateway import CurrentUserGateway
 from src.gateway.llm_gateway import LLMGateway
 from src.infra.ai_providers import AIProviders
-from src.infra.answer_writer import AnswerWriter
 from src.infra.db_client import Database
 from src.middleware.auth_middleware import TokenVerifier, bearer_token
 from src.settings import Settings
@@ -72,14 +71,6 @@ async def get_llm_gateway(ai: AIProvidersDep) -> LLMGateway:
 
 
 LLMGatewayDep = Annotated[LLMGateway, Depends(get_llm_gateway)]
-
-
-async def get_answer_writer(request: Request) -> AnswerWriter:
-    """The writer of chat answers built in the lifespan."""
-    return cast(AnswerWriter, request.app.state.answer_writer)
-
-
-AnswerWriterDep = Annotated[AnswerWriter, Depends(get_answer_writer)]
 
 
 async def current_user(
