@@ -53,7 +53,7 @@ async def saved(connection: AsyncConnection, room: int) -> list[tuple[object, ..
 async def test_answers_ready_together_are_saved_by_one_statement(
     writer: AnswerWriter, connection: AsyncConnection, room: int
 ) -> None:
-    contents = [f"answer {n}" for n in range(5)]
+    contents = [f"answer {n}" for n in range(3)]
 
     ids = await asyncio.gather(*(writer.save(answer(room, c)) for c in contents))
 
@@ -62,6 +62,19 @@ async def test_answers_ready_together_are_saved_by_one_statement(
         (message_id, "assistant", content, "complete", content)
         for message_id, content in zip(ids, contents, strict=True)
     ]
+
+
+async def test_batches_stay_small_until_the_queue_is_long(
+    writer: AnswerWriter, connection: AsyncConnection, room: int
+) -> None:
+    contents = [f"answer {n}" for n in range(20)]
+
+    ids = await asyncio.gather(*(writer.save(answer(room, c)) for c in contents))
+
+    assert writer.statements == 4  # half the queue each time: 10, 5, 3, 2
+    assert [(row[0], row[2]) for row in await saved(connection, room)] == list(
+        zip(ids, contents, strict=True)
+    )
 
 
 async def test_an_answer_alone_is_saved_at_once(
