@@ -5,7 +5,7 @@ on its own (members may not write AI messages, and the prepared turn already
 proved the caller's membership). Under load many turns finish at once, and one
 statement each meant, for each answer, a turn at the connection gate, a round
 trip, a commit and a wake-up of the waiting request: on the load benchmark (50
-users) 15% of the API's CPU and 10% of Postgres's per chat turn.
+users) 13% of the API's CPU and 10% of Postgres's per chat turn.
 
 One task writes. A turn queues its answer and waits for the id; the task takes
 up to three queued answers (half the queue when it is longer), saves them with
@@ -153,7 +153,9 @@ def _resolve(future: "asyncio.Future[int]", message_id: int) -> None:
 
 
 def _fail(batch: list[_Queued], exc: Exception) -> None:
-    logger.warning("answer writer: %d answers not saved: %r", len(batch), exc)
+    logger.warning(
+        "answer writer: statement failed, %d answers not saved: %r", len(batch), exc
+    )
     for _, future in batch:
         if not future.done():
             future.set_exception(exc)

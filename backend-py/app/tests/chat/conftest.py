@@ -15,6 +15,7 @@ from src.controller.dependencies import get_llm_gateway
 from src.domain.errors import DomainError
 from src.gateway.llm_gateway import Generation, StreamEvent, TokenUsage
 from src.infra.ai_providers import AIProviders
+from src.infra.answer_writer import AnswerWriter
 from src.infra.db_client import Database
 from src.infra.ingestion_worker import IngestionWorker
 from src.settings import Settings
@@ -62,6 +63,14 @@ class ScriptedLLM:
         if self.error is not None:
             raise self.error
         yield StreamEvent(generation=self._generation())
+
+
+@pytest.fixture
+async def answer_writer(database: Database) -> AsyncIterator[AnswerWriter]:
+    """The chat's answer writer on the test database, closed after the test."""
+    writer = AnswerWriter(database)
+    yield writer
+    await writer.aclose()
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
 
 import asyncpg
 import pytest
@@ -19,10 +18,8 @@ UNREACHABLE_URL = "postgresql://postgres@127.0.0.1:1/postgres"
 
 
 @pytest.fixture
-async def writer(database: Database) -> AsyncIterator[AnswerWriter]:
-    writer = AnswerWriter(database)
-    yield writer
-    await writer.aclose()
+def writer(answer_writer: AnswerWriter) -> AnswerWriter:
+    return answer_writer
 
 
 @pytest.fixture

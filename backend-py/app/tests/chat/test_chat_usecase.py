@@ -2,7 +2,6 @@
 
 import dataclasses
 import uuid
-from collections.abc import AsyncIterator
 
 import pytest
 from langchain_core.embeddings import Embeddings
@@ -40,19 +39,12 @@ def llm() -> ScriptedLLM:
 
 
 @pytest.fixture
-async def answers(database: Database) -> AsyncIterator[AnswerWriter]:
-    writer = AnswerWriter(database)
-    yield writer
-    await writer.aclose()
-
-
-@pytest.fixture
 def use_case(
     database: Database,
     user: uuid.UUID,
     ai_providers: AIProviders,
     llm: ScriptedLLM,
-    answers: AnswerWriter,
+    answer_writer: AnswerWriter,
     settings: Settings,
 ) -> ChatUseCase:
     return ChatUseCase(
@@ -60,7 +52,7 @@ def use_case(
         user=as_user(user),
         ai=ai_providers,
         llm=llm,  # type: ignore[arg-type]
-        answers=answers,
+        answers=answer_writer,
         settings=settings,
     )
 
