@@ -6,6 +6,7 @@ connection inside an outer transaction; every session the app opens joins it
 with a savepoint, and the outer transaction is rolled back when the test ends.
 """
 
+import asyncio
 import json
 import os
 import tempfile
@@ -87,12 +88,20 @@ class RollbackDatabase(Database):
     covers the real one). ``set_config(..., true)`` outlives a released
     savepoint, so it resets the role at its end, as a real transaction's end
     does.
+
+    The savepoints share the test's one connection, so they take turns: the
+    batchers hand a turn its result before their savepoint is released, and
+    the turn's next statement must not open a savepoint inside that one.
     """
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self._connection_turn = asyncio.Lock()
 
     @asynccontextmanager
     async def service_statement(self) -> AsyncIterator[AsyncSession]:
         # A savepoint of the test's transaction, not an autocommit of its own.
-        async with self.service_transaction() as session:
+        async with self._connection_turn, self.service_transaction() as session:
             yield session
 
     @asynccontextmanager
@@ -100,14 +109,18 @@ class RollbackDatabase(Database):
         # A savepoint too. A function that took the user's role (post_chat_turn)
         # leaves it set until the test's transaction ends: reset it, as the
         # end of a real statement's own transaction does.
-        async with self.service_transaction() as session:
+        async with self._connection_turn, self.service_transaction() as session:
             yield session
             if session.in_transaction():
                 await session.execute(text(_RESET_ROLE))
 
     @asynccontextmanager
     async def user_transaction(self, claims: Any) -> AsyncIterator[AsyncSession]:
-        async with self.sessionmaker() as session, session.begin():
+        async with (
+            self._connection_turn,
+            self.sessionmaker() as session,
+            session.begin(),
+        ):
             await session.execute(
                 text(
                     "select set_config('role', 'authenticated', true), "

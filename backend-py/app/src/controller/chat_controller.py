@@ -55,8 +55,8 @@ async def chat_use_case(
 ) -> ChatUseCase:
     """The chat use case for the caller (it opens its own transactions).
 
-    It takes the app's database, AI providers, answer writer and settings
-    from ``app.state`` itself, where other routes use a dependency for each:
+    It takes the app's database, AI providers, turn poster, answer writer and
+    settings from ``app.state`` itself, where other routes use a dependency for each:
     FastAPI solves every dependency node of every request (about 10 µs each,
     cached or not), and on the load benchmark these four cost 5% of the chat
     throughput.
@@ -67,6 +67,7 @@ async def chat_use_case(
         user=user,
         ai=state.ai,
         llm=llm,
+        turns=state.turn_poster,
         answers=state.answer_writer,
         settings=state.settings,
     )

@@ -137,11 +137,17 @@ def search_arguments(  # noqa: PLR0913 - keyword-only, one per search input
     chat_room_id: int | None,
 ) -> dict[str, Any]:
     """The arguments of ``public.hybrid_search`` for a query, by bind name."""
-    return {
+    return search_settings(settings, model=model, k=k) | {
         "embedding": embedding,  # sent in pgvector's binary format
         "query": full_text_query(query),
-        "model": model,
         "room_id": chat_room_id,
+    }
+
+
+def search_settings(settings: Settings, *, model: str, k: int) -> dict[str, Any]:
+    """The arguments of ``public.hybrid_search`` that every query shares."""
+    return {
+        "model": model,
         "ts_config": settings.text_search_config,
         "k": k,
         "candidates": max(k, settings.retrieval_candidates),

@@ -13,9 +13,8 @@ from sqlmodel import col, select
 
 from src.domain.entity.knowledge import RetrievedChunk
 from src.domain.entity.models import GeneralUsers, Messages, VirtualUsers
-from src.domain.errors import NotFoundError
 from src.gateway.chat_room_gateway import TurnRoom
-from src.gateway.embeddings_gateway import retrieved_chunk
+from src.gateway.embeddings_gateway import full_text_query, retrieved_chunk
 from src.infra.db_client import DriverStatement
 
 
@@ -41,6 +40,22 @@ class PostedMessage:
     room: TurnRoom
     history: list[HistoryEntry]
     sources: list[RetrievedChunk]
+
+
+@dataclass(frozen=True)
+class UserTurn:
+    """A user's message for a room they are in, with its retrieval query.
+
+    ``claims`` are the user's JWT claims (the turn runs as that user);
+    ``embedding`` is the message's, None when it could not be computed (then
+    nothing is retrieved).
+    """
+
+    claims: Mapping[str, Any]
+    chat_room_id: int
+    content: str
+    virtual_user_id: int | None
+    embedding: Sequence[float] | None
 
 
 @dataclass(frozen=True)
@@ -124,57 +139,53 @@ class MessageGateway:
         )
         return sorted(int(row[0]) for row in rows)
 
-    async def post_in_room(  # noqa: PLR0913 - keyword-only, the turn's inputs
+    async def post_turns(
         self,
+        turns: Sequence[UserTurn],
         *,
-        claims: Mapping[str, Any],
-        chat_room_id: int,
-        content: str,
         history: int,
-        virtual_user_id: int | None,
-        search: Mapping[str, Any] | None,
-    ) -> PostedMessage:
-        """Save the user's message in a room they are in, and retrieve for it.
+        search: Mapping[str, Any],
+    ) -> list[PostedMessage | None]:
+        """Save users' messages in rooms they are in, and retrieve for them.
 
-        One call of ``public.post_chat_turn``, as the user of ``claims``
-        (row-level security applies): it finds the room and its answering
-        persona (the room's, else its creator's preferred one, else the
-        admins' default), saves the message there unless the room has another
-        persona than ``virtual_user_id``, reads the ``history`` messages before
-        it and runs the hybrid search with ``search``
-        (``embeddings_gateway.search_arguments``; none when it is None). One
-        round trip, in autocommit (:meth:`Database.statement`), for what took
-        four.
+        One call of ``public.post_chat_turns``: for each turn, in order, as
+        its user (row-level security applies), it finds the room and its
+        answering persona (the room's, else its creator's preferred one, else
+        the admins' default), saves the message there unless the room has
+        another persona than the turn's ``virtual_user_id``, reads the
+        ``history`` messages before it and runs the hybrid search with the
+        turn's embedding and ``search`` (``embeddings_gateway.search_settings``).
+        One round trip, in autocommit (:meth:`Database.statement`): the turns
+        commit together.
 
-        Raises:
-            NotFoundError: No such room, or the user is not in it.
+        Returns:
+            For each turn, in order, what was saved; None when the room does
+            not exist or the user is not in it (nothing was saved).
         """
-        params = dict(search or _NO_SEARCH) | {
-            "claims": json.dumps(claims),
-            "room_id": chat_room_id,
-            "content": content,
-            "limit": history,
-            "virtual_user_id": virtual_user_id,
-        }
-        rows = await _POST_CHAT_TURN.fetch(self.session, params)
-        if not rows:
-            raise NotFoundError(f"Chat room {chat_room_id} not found")
-        first = tuple(rows[0])
-        turn_rows = [row for row in rows if row["chunk_id"] is None]
-        return PostedMessage(
-            id=first[_TURN_ROOM_COLUMNS],
-            room=TurnRoom(*first[:_TURN_ROOM_COLUMNS]),
-            history=[
-                HistoryEntry(
-                    row["role"], row["content"], row["status"], row["sender_name"]
-                )
-                for row in reversed(turn_rows)
-                if row["role"] is not None
-            ],
-            sources=[
-                retrieved_chunk(row) for row in rows if row["chunk_id"] is not None
-            ],
+        rows = await _POST_CHAT_TURNS.fetch(
+            self.session,
+            dict(search)
+            | {
+                "claims": [json.dumps(turn.claims) for turn in turns],
+                "rooms": [turn.chat_room_id for turn in turns],
+                "contents": [turn.content for turn in turns],
+                "personas": [turn.virtual_user_id for turn in turns],
+                # A tuple, not a list: asyncpg reads a list as an array's row.
+                "embeddings": [
+                    None if turn.embedding is None else tuple(turn.embedding)
+                    for turn in turns
+                ],
+                "queries": [
+                    None if turn.embedding is None else full_text_query(turn.content)
+                    for turn in turns
+                ],
+                "limit": history,
+            },
         )
+        by_turn: list[list[Any]] = [[] for _ in turns]
+        for row in rows:
+            by_turn[row["turn"] - 1].append(row)
+        return [_posted(turn_rows) if turn_rows else None for turn_rows in by_turn]
 
     async def page(
         self, chat_room_id: int, *, before: int | None, limit: int
@@ -244,17 +255,19 @@ select answer.room, 'assistant', answer.content, 'complete',
 returning id
 """)
 )
-# A turn in an existing room: see MessageGateway.post_in_room.
-_POST_CHAT_TURN = DriverStatement.of(
+# The turns of several users: see MessageGateway.post_turns.
+_POST_CHAT_TURNS = DriverStatement.of(
     text("""
-select chat_room_id, virtual_user_id, persona_id, persona_name, system_prompt,
-       model, temperature, max_tokens, message_id, role, content, status,
-       sender_name, chunk_id, document_id, title, heading_path, score
-  from public.post_chat_turn(
-    cast(:claims as text), cast(:room_id as bigint), cast(:content as text),
-    cast(:limit as integer), cast(:virtual_user_id as bigint),
-    cast(:embedding as extensions.vector), cast(:query as text),
-    cast(:model as text), cast(:ts_config as regconfig), cast(:k as integer),
+select turn, chat_room_id, virtual_user_id, persona_id, persona_name,
+       system_prompt, model, temperature, max_tokens, message_id, role,
+       content, status, sender_name, chunk_id, document_id, title,
+       heading_path, score
+  from public.post_chat_turns(
+    cast(:claims as text[]), cast(:rooms as bigint[]),
+    cast(:contents as text[]), cast(:personas as bigint[]),
+    cast(:embeddings as extensions.vector[]), cast(:queries as text[]),
+    cast(:limit as integer), cast(:model as text),
+    cast(:ts_config as regconfig), cast(:k as integer),
     cast(:candidates as integer), cast(:text_scan_limit as integer),
     cast(:vector_weight as float8), cast(:text_weight as float8),
     cast(:rrf_k as integer)
@@ -262,20 +275,21 @@ select chat_room_id, virtual_user_id, persona_id, persona_name, system_prompt,
 """)
 )
 _TURN_ROOM_COLUMNS = len(fields(TurnRoom))
-_NO_SEARCH = dict.fromkeys(
-    (
-        "embedding",
-        "query",
-        "model",
-        "ts_config",
-        "k",
-        "candidates",
-        "text_scan_limit",
-        "vector_weight",
-        "text_weight",
-        "rrf_k",
+
+
+def _posted(rows: list[Any]) -> PostedMessage:
+    """A turn's rows: its room first, then the history, then the sources."""
+    first = tuple(rows[0])[1:]  # after the turn's position
+    return PostedMessage(
+        id=first[_TURN_ROOM_COLUMNS],
+        room=TurnRoom(*first[:_TURN_ROOM_COLUMNS]),
+        history=[
+            HistoryEntry(row["role"], row["content"], row["status"], row["sender_name"])
+            for row in reversed(rows)
+            if row["role"] is not None
+        ],
+        sources=[retrieved_chunk(row) for row in rows if row["chunk_id"] is not None],
     )
-)
 
 
 def _view(message: Messages, sender_name: str | None) -> MessageView:

@@ -11,12 +11,15 @@ from contextlib import AsyncExitStack, asynccontextmanager
 import httpx
 from fastapi import FastAPI
 
+from src.domain.service.prompt_builder import HISTORY_MESSAGES
 from src.gateway.current_user_gateway import CurrentUserGateway, KnownUserCache
+from src.gateway.embeddings_gateway import search_settings
 from src.infra.ai_providers import AIProviders, open_ai_providers
 from src.infra.answer_writer import AnswerWriter
 from src.infra.db_client import Database
 from src.infra.ingestion_worker import ingestion_worker_running
 from src.infra.rate_limiter import RateLimiters
+from src.infra.turn_poster import TurnPoster
 from src.middleware.auth_middleware import TokenVerifier
 from src.settings import Settings
 
@@ -54,9 +57,20 @@ async def runtime(
         app.state.rate_limiters = RateLimiters.from_settings(settings)
         # -- AI providers (issue 5): chat model, embeddings, tracing --
         app.state.ai = await stack.enter_async_context(open_ai_providers(settings, ai))
-        # -- chat: the answers of turns finishing together, saved together --
+        # -- chat: the messages and answers of turns at the same step, saved
+        # together (closed in reverse: the answers of the last turns last) --
         app.state.answer_writer = AnswerWriter(database)
         stack.push_async_callback(app.state.answer_writer.aclose)
+        app.state.turn_poster = TurnPoster(
+            database,
+            history=HISTORY_MESSAGES,
+            search=search_settings(
+                settings,
+                model=app.state.ai.embedding_model_name,
+                k=settings.retrieval_k,
+            ),
+        )
+        stack.push_async_callback(app.state.turn_poster.aclose)
         # -- knowledge (issue 8): ingestion worker --
         async with ingestion_worker_running(app, settings, database):
             yield

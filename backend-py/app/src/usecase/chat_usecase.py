@@ -6,10 +6,11 @@ statement as the service, with the model calls outside both:
 1. embed the question, holding no database connection;
 2. check membership, save the user message, read the recent history and
    retrieve knowledge (the user's own, shared and the room's documents):
-   one call of ``public.post_chat_turn``, which takes the user's role and
-   claims itself, so one round trip (a room's first turn creates it in a
-   user transaction instead). Committed, so the user message is kept whatever
-   happens to generation;
+   one call of ``public.post_chat_turns``, which takes the user's role and
+   claims itself, so one round trip, through the ``TurnPoster``, which sends
+   the turns waiting together in one call (a room's first turn creates it in
+   a user transaction instead). Committed, so the user message is kept
+   whatever happens to generation;
 3. generate, holding no database connection (a model call takes seconds);
 4. save the AI message with its sources, model, usage and latency, as the
    service (members may not write AI messages themselves): through the
@@ -45,16 +46,21 @@ from src.domain.service.prompt_builder import HistoryMessage, build_chat_message
 from src.gateway.chat_room_gateway import ChatRoomGateway, TurnRoom
 from src.gateway.embeddings_gateway import hybrid_search, search_arguments
 from src.gateway.llm_gateway import Generation, LLMGateway
-from src.gateway.message_gateway import Answer, HistoryEntry, MessageGateway
+from src.gateway.message_gateway import (
+    Answer,
+    HistoryEntry,
+    MessageGateway,
+    UserTurn,
+)
 from src.gateway.virtual_user_gateway import VirtualUserGateway
 from src.infra.ai_providers import AIProviders
 from src.infra.answer_writer import AnswerWriter
 from src.infra.db_client import Database
 from src.infra.tracing import TraceRun
+from src.infra.turn_poster import TurnPoster
 from src.settings import Settings
 from src.usecase.chat_room_usecase import check_room_quota
 
-HISTORY_MESSAGES = 30
 ROOM_TITLE_CHARS = 60
 FALLBACK_SYSTEM_PROMPT = (
     "You are a helpful assistant. Answer from the provided context and cite "
@@ -197,6 +203,7 @@ class ChatUseCase:
         user: CurrentUser,
         ai: AIProviders,
         llm: LLMGateway,
+        turns: TurnPoster,
         answers: AnswerWriter,
         settings: Settings,
     ) -> None:
@@ -204,6 +211,7 @@ class ChatUseCase:
         self.user = user
         self.ai = ai
         self.llm = llm
+        self.turns = turns
         self.answers = answers
         self.settings = settings
 
@@ -360,16 +368,21 @@ class ChatUseCase:
     async def _post_in_room(
         self, room_id: int, request: ChatRequest, question: EmbeddedQuestion
     ) -> SavedQuestion:
-        """The turn in an existing room: one call, as the user (RLS applies)."""
-        async with self.database.statement() as session:
-            posted = await MessageGateway(session).post_in_room(
+        """The turn in an existing room: one call, as the user (RLS applies).
+
+        Through the ``TurnPoster``, which saves the turns waiting together.
+        """
+        posted = await self.turns.post(
+            UserTurn(
                 claims=self.user.claims,
                 chat_room_id=room_id,
                 content=request.message,
-                history=HISTORY_MESSAGES,
                 virtual_user_id=request.virtual_user_id,
-                search=self._search(request.message, question, room_id),
+                embedding=question.vector,
             )
+        )
+        if posted is None:
+            raise NotFoundError(f"Chat room {room_id} not found")
         if posted.id is None:  # nothing was saved
             raise UnprocessableError(
                 "virtual_user_id: this room already has its persona; change it with "

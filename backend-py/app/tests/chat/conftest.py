@@ -13,11 +13,14 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from src.controller.dependencies import get_llm_gateway
 from src.domain.errors import DomainError
+from src.domain.service.prompt_builder import HISTORY_MESSAGES
+from src.gateway.embeddings_gateway import search_settings
 from src.gateway.llm_gateway import Generation, StreamEvent, TokenUsage
 from src.infra.ai_providers import AIProviders
 from src.infra.answer_writer import AnswerWriter
 from src.infra.db_client import Database
 from src.infra.ingestion_worker import IngestionWorker
+from src.infra.turn_poster import TurnPoster
 from src.settings import Settings
 from tests.factories import auth_headers, create_user, mint_token
 
@@ -71,6 +74,22 @@ async def answer_writer(database: Database) -> AsyncIterator[AnswerWriter]:
     writer = AnswerWriter(database)
     yield writer
     await writer.aclose()
+
+
+@pytest.fixture
+async def turn_poster(
+    database: Database, settings: Settings, ai_providers: AIProviders
+) -> AsyncIterator[TurnPoster]:
+    """The chat's turn poster on the test database, closed after the test."""
+    poster = TurnPoster(
+        database,
+        history=HISTORY_MESSAGES,
+        search=search_settings(
+            settings, model=ai_providers.embedding_model_name, k=settings.retrieval_k
+        ),
+    )
+    yield poster
+    await poster.aclose()
 
 
 @pytest.fixture

@@ -19,6 +19,7 @@ from src.domain.errors import (
 from src.infra.ai_providers import AIProviders
 from src.infra.answer_writer import AnswerWriter
 from src.infra.db_client import Database
+from src.infra.turn_poster import TurnPoster
 from src.settings import Settings
 from src.usecase.chat_usecase import ChatUseCase, room_title
 from tests.chat.conftest import ScriptedLLM, add_shared_document
@@ -44,6 +45,7 @@ def use_case(
     user: uuid.UUID,
     ai_providers: AIProviders,
     llm: ScriptedLLM,
+    turn_poster: TurnPoster,
     answer_writer: AnswerWriter,
     settings: Settings,
 ) -> ChatUseCase:
@@ -52,6 +54,7 @@ def use_case(
         user=as_user(user),
         ai=ai_providers,
         llm=llm,  # type: ignore[arg-type]
+        turns=turn_poster,
         answers=answer_writer,
         settings=settings,
     )

@@ -1,6 +1,8 @@
-"""MessageGateway.post_in_room: the room, its answering persona and the message."""
+"""MessageGateway.post_turns: the room, its answering persona and the message."""
 
 import uuid
+from collections.abc import Mapping
+from typing import Any
 
 import pytest
 from sqlalchemy import text
@@ -8,8 +10,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from src.domain.errors import NotFoundError
 from src.gateway.chat_room_gateway import TurnRoom
-from src.gateway.message_gateway import MessageGateway, PostedMessage
+from src.gateway.embeddings_gateway import search_settings
+from src.gateway.message_gateway import MessageGateway, PostedMessage, UserTurn
+from src.infra.ai_providers import AIProviders
 from src.infra.db_client import Database
+from src.settings import Settings
+from tests.chat.conftest import add_shared_document
 from tests.factories import create_user
 
 
@@ -66,18 +72,50 @@ async def prefer(connection: AsyncConnection, user: uuid.UUID, persona: int) -> 
     )
 
 
+def turn_of(
+    user: uuid.UUID,
+    room_id: int,
+    content: str,
+    embedding: list[float] | None = None,
+) -> UserTurn:
+    return UserTurn(
+        claims={"sub": str(user), "role": "authenticated"},
+        chat_room_id=room_id,
+        content=content,
+        virtual_user_id=None,
+        embedding=embedding,
+    )
+
+
+# Turns without an embedding retrieve nothing: no search settings needed.
+NO_SEARCH = dict.fromkeys(
+    (
+        "model",
+        "ts_config",
+        "k",
+        "candidates",
+        "text_scan_limit",
+        "vector_weight",
+        "text_weight",
+        "rrf_k",
+    )
+)
+
+
+async def post_all(
+    database: Database, turns: list[UserTurn], search: Mapping[str, Any] = NO_SEARCH
+) -> list[PostedMessage | None]:
+    async with database.statement() as session:
+        return await MessageGateway(session).post_turns(turns, history=5, search=search)
+
+
 async def post(
     database: Database, user: uuid.UUID, room_id: int, content: str
 ) -> PostedMessage:
-    async with database.statement() as session:
-        return await MessageGateway(session).post_in_room(
-            claims={"sub": str(user), "role": "authenticated"},
-            chat_room_id=room_id,
-            content=content,
-            history=5,
-            virtual_user_id=None,
-            search=None,
-        )
+    [posted] = await post_all(database, [turn_of(user, room_id, content)])
+    if posted is None:
+        raise NotFoundError(f"Chat room {room_id} not found")
+    return posted
 
 
 async def turn_room(database: Database, user: uuid.UUID, room_id: int) -> TurnRoom:
@@ -174,3 +212,75 @@ async def test_the_history_is_the_messages_before_the_new_one_oldest_first(
         ("user", "first"),
         ("assistant", "second"),
     ]
+
+
+async def test_turns_of_several_users_are_each_posted_as_their_user(
+    database: Database, connection: AsyncConnection, user: uuid.UUID
+) -> None:
+    other = await create_user(connection)
+    mine = await insert_room(connection, user, None)
+    theirs = await insert_room(connection, other, None)
+
+    posted = await post_all(
+        database,
+        [
+            turn_of(user, mine, "mine"),
+            turn_of(user, theirs, "intrusion"),  # not a member: nothing saved
+            turn_of(other, theirs, "theirs"),
+            turn_of(user, mine, "mine again"),
+        ],
+    )
+
+    assert posted[1] is None
+    saved = await connection.execute(
+        text("select id, chat_room_id, content, sender_user_id from messages")
+    )
+    by_id = {row.id: tuple(row)[1:] for row in saved}
+    ids = [p.id for p in posted if p is not None]
+    assert [by_id[i] for i in ids if i is not None] == [
+        (mine, "mine", user),
+        (theirs, "theirs", other),
+        (mine, "mine again", user),
+    ]
+    assert len(by_id) == 3
+    last = posted[3]
+    assert last is not None
+    # Each turn reads its own room's history, as of its place in the call.
+    assert [m.content for m in last.history] == ["mine"]
+    assert posted[2] is not None
+    assert posted[2].history == []
+
+
+async def test_each_turn_retrieves_with_its_own_embedding(
+    database: Database,
+    connection: AsyncConnection,
+    user: uuid.UUID,
+    ai_providers: AIProviders,
+    settings: Settings,
+) -> None:
+    await add_shared_document(
+        connection,
+        database,
+        ai_providers,
+        settings,
+        title="Volcanoes",
+        content="Basalt lava flows from shield volcanoes in Hawaii.",
+    )
+    room_id = await insert_room(connection, user, None)
+    question = "Where do shield volcanoes erupt basalt?"
+    embedding = await ai_providers.embeddings.aembed_query(question)
+
+    with_search, without = await post_all(
+        database,
+        [
+            turn_of(user, room_id, question, embedding),
+            turn_of(user, room_id, question),  # its embedding failed
+        ],
+        search_settings(settings, model=ai_providers.embedding_model_name, k=3),
+    )
+
+    assert with_search is not None
+    assert without is not None
+    assert [s.title for s in with_search.sources] == ["Volcanoes"]
+    assert without.sources == []
+    assert without.id is not None  # saved all the same

@@ -3,7 +3,9 @@
 import json
 import uuid
 
+import pytest
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tests.factories import create_room
@@ -266,6 +268,10 @@ async def test_only_the_backend_may_post_a_turn_with_claims_of_its_choice(
             "extensions.vector, text, text, regconfig, int, int, int, float8, "
             "float8, int)', 'execute'), "
             "has_function_privilege(r.rolname, "
+            "  'public.post_chat_turns(text[], bigint[], text[], bigint[], "
+            "extensions.vector[], text[], int, text, regconfig, int, int, int, "
+            "float8, float8, int)', 'execute'), "
+            "has_function_privilege(r.rolname, "
             "  'public.hybrid_search(extensions.vector, text, text, bigint, "
             "regconfig, int, int, int, float8, float8, int)', 'execute') "
             "from pg_roles r "
@@ -274,9 +280,9 @@ async def test_only_the_backend_may_post_a_turn_with_claims_of_its_choice(
         )
     )
     assert [tuple(row) for row in privileges] == [
-        ("anon", False, False),
-        ("authenticated", False, True),
-        ("service_role", False, True),
+        ("anon", False, False, False),
+        ("authenticated", False, False, True),
+        ("service_role", False, False, True),
     ]
 
 
@@ -285,15 +291,36 @@ async def test_a_turn_runs_with_its_callers_search_path(
 ) -> None:
     # With a SET search_path clause, every turn re-planned the foreign-key
     # checks of messages, whose cached plans the backend's own inserts share.
-    settings = await connection.scalar(
+    settings = await connection.execute(
         text(
-            "select proconfig from pg_proc where oid = "
-            "'public.post_chat_turn(text, bigint, text, int, bigint, "
+            "select proname, proconfig from pg_proc "
+            "where oid in ('public.post_chat_turn(text, bigint, text, int, bigint, "
             "extensions.vector, text, text, regconfig, int, int, int, float8, "
-            "float8, int)'::regprocedure"
+            "float8, int)'::regprocedure, 'public.post_chat_turns(text[], "
+            "bigint[], text[], bigint[], extensions.vector[], text[], int, text, "
+            "regconfig, int, int, int, float8, float8, int)'::regprocedure) "
+            "order by proname"
         )
     )
-    assert settings is None
+    assert [tuple(row) for row in settings] == [
+        ("post_chat_turn", None),
+        ("post_chat_turns", None),
+    ]
+
+
+async def test_turns_whose_arrays_differ_in_length_are_refused(
+    connection: AsyncConnection,
+) -> None:
+    # A turn must never take another's claims, room or message.
+    with pytest.raises(DBAPIError, match="differ in length"):
+        await connection.execute(
+            text(
+                "select * from public.post_chat_turns("
+                "array['{}', '{}'], array[1, 2]::bigint[], array['only one'], "
+                "array[null, null]::bigint[], array[null, null]::extensions.vector[], "
+                "array[null, null]::text[], 5, null, 'english', 5, 40, 100, 1, 1, 60)"
+            )
+        )
 
 
 async def test_a_turn_posted_with_claims_runs_as_that_user(

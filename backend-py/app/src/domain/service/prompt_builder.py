@@ -35,6 +35,10 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, System
 
 from src.domain.entity.knowledge import RetrievedChunk
 
+HISTORY_MESSAGES = 30
+"""The most recent messages of a room read for a prompt (the token budget of
+the history then keeps what fits)."""
+
 MESSAGE_OVERHEAD_TOKENS = 4
 """Tokens a chat API spends on each message's role and separators."""
 

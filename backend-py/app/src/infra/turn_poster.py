@@ -1,0 +1,71 @@
+"""TurnPoster: the user messages of waiting chat turns saved many to a statement.
+
+A chat turn in an existing room saves the user's message, reads the history
+and retrieves knowledge in one statement as the user (``post_chat_turns``).
+Under load many turns wait for a connection at once; the poster (a
+:class:`StatementBatcher`) sends the waiting ones together, each still run as
+its own user, and hands each turn its own result. As many batches run at once
+as the connection gate lets statements run, and each takes its turn at the
+gate like any new work (answers of turns already begun go first).
+"""
+
+from collections.abc import Mapping
+from functools import partial
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from src.gateway.message_gateway import MessageGateway, PostedMessage, UserTurn
+from src.infra.db_client import Database
+from src.infra.statement_batcher import StatementBatcher
+
+
+class TurnPoster(StatementBatcher[UserTurn, PostedMessage | None]):
+    """Saves user messages (with their retrieval) for waiting turns, in batches."""
+
+    def __init__(
+        self,
+        database: Database,
+        *,
+        history: int,
+        search: Mapping[str, Any],
+        workers: int | None = None,
+    ) -> None:
+        """Post through ``database``.
+
+        Args:
+            database: Where the turns are saved.
+            history: How many messages before each turn's to read back.
+            search: The search settings every turn's retrieval shares
+                (``embeddings_gateway.search_settings``).
+            workers: How many batches may run at once; by default as many as
+                the gate lets statements run.
+        """
+        super().__init__(
+            database,
+            partial(_post, history=history, search=search),
+            name="turn poster",
+            workers=workers or database.gate.slots,
+        )
+
+    async def post(self, turn: UserTurn) -> PostedMessage | None:
+        """Save ``turn``'s message; None when the user is in no such room.
+
+        Raises:
+            RuntimeError: The poster is closed.
+            asyncpg.PostgresError: The database refused the turn, or could not
+                be reached (the app's handlers make these 5xx).
+        """
+        return await self.submit(turn)
+
+
+async def _post(
+    session: AsyncSession,
+    turns: list[UserTurn],
+    *,
+    history: int,
+    search: Mapping[str, Any],
+) -> list[PostedMessage | None]:
+    return await MessageGateway(session).post_turns(
+        turns, history=history, search=search
+    )
