@@ -38,8 +38,6 @@ class ConnectionGate:
             timeout_s: How long to wait for a turn before
                 ``sqlalchemy.exc.TimeoutError`` (what the pool raises; a 503).
         """
-        self.slots = slots
-        """How many may hold a connection at once."""
         self._free = slots
         self._timeout_s = timeout_s
         self._urgent: deque[asyncio.Future[None]] = deque()

@@ -69,6 +69,7 @@ async def runtime(
                 model=app.state.ai.embedding_model_name,
                 k=settings.retrieval_k,
             ),
+            workers=settings.db_chat_turn_batches,
         )
         stack.push_async_callback(app.state.turn_poster.aclose)
         # -- knowledge (issue 8): ingestion worker --
