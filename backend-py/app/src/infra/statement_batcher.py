@@ -23,6 +23,9 @@ Failures stay with the items they concern:
   (a 5xx for their requests, as when each ran its own statement); the
   connection is given back (dropped by the pool when broken), and the next
   items take a turn at the gate again;
+* no connection at all (the database is down, or the gate's timeout passed)
+  fails every queued item at once: they would all wait for the same outage,
+  one connection timeout per batch;
 * an item whose request was cancelled before it was sent is not run.
 
 :meth:`StatementBatcher.aclose` (at shutdown) runs what is queued, then stops.
@@ -144,9 +147,9 @@ class StatementBatcher(Generic[Item, Result]):
         except DATA_ERRORS as exc:
             await self._run_each(batch or [], exc)
         except Exception as exc:  # noqa: BLE001 - given to the requests it concerns
-            # No connection, or it broke: fail the items it was for (the next
-            # ones when none was taken yet), so that no request hangs.
-            _fail(self._name, self._take() if batch is None else batch, exc)
+            if batch is None:  # no connection: every waiting request learns now
+                batch, self._queue = self._queue, []
+            _fail(self._name, batch, exc)
 
     async def _run(self, session: AsyncSession, batch: Batch[Item, Result]) -> None:
         """Run ``batch`` with one statement and hand out the results."""

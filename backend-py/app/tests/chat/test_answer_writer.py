@@ -149,14 +149,13 @@ async def test_closing_saves_what_is_queued_then_refuses(
 
 
 async def test_an_unreachable_database_fails_the_waiting_turns_and_the_next(
-    settings: Settings,
+    settings: Settings, caplog: pytest.LogCaptureFixture
 ) -> None:
     engine = create_engine(UNREACHABLE_URL, settings)
     writer = AnswerWriter(Database(engine=engine))
     try:
         first = await asyncio.gather(
-            writer.save(answer(1, "a")),
-            writer.save(answer(1, "b")),
+            *(writer.save(answer(1, str(n))) for n in range(8)),
             return_exceptions=True,
         )
         later = await asyncio.gather(
@@ -168,3 +167,6 @@ async def test_an_unreachable_database_fails_the_waiting_turns_and_the_next(
 
     assert all(isinstance(result, OSError) for result in [*first, *later])
     assert writer.statements == 0
+    # All eight at once, after one attempt to connect: not a timeout per batch.
+    failures = [r.getMessage() for r in caplog.records if "failed" in r.getMessage()]
+    assert "8 requests not served" in failures[0]
