@@ -32,6 +32,7 @@ Failures stay with the items they concern:
 """
 
 import asyncio
+import contextvars
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
@@ -112,7 +113,11 @@ class StatementBatcher(Generic[Item, Result]):
         self._queue.append((item, future))
         if self._active < self._workers:
             self._active += 1
-            task = asyncio.create_task(self._work(), name=self._name)
+            # In a context of its own: it works for many requests, so it must
+            # not log with (or trace into) the first one's request id.
+            task = asyncio.create_task(
+                self._work(), name=self._name, context=contextvars.Context()
+            )
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
         return await future

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from src.gateway.message_gateway import UserTurn
 from src.infra.db_client import Database
+from src.infra.logging import request_id_var
 from src.infra.statement_batcher import StatementBatcher
 from src.infra.turn_poster import TurnPoster
 from tests.factories import create_room, create_user
@@ -137,3 +138,23 @@ async def test_at_most_the_workers_run_batches_at_once(engine: AsyncEngine) -> N
     assert most == 2
     assert sum(sizes) == 12
     assert batcher.statements == len(sizes) < 12
+
+
+async def test_batches_run_outside_the_context_of_the_request_that_started_them(
+    engine: AsyncEngine,
+) -> None:
+    # The worker serves many requests: its logs must not carry the first one's id.
+    seen: list[str | None] = []
+
+    async def statement(session: AsyncSession, items: list[int]) -> list[int]:
+        seen.append(request_id_var.get())
+        return items
+
+    batcher = StatementBatcher(Database(engine=engine), statement, name="echo")
+    request_id_var.set("first-request")
+    try:
+        assert await batcher.submit(1) == 1
+    finally:
+        await batcher.aclose()
+
+    assert seen == [None]
