@@ -57,8 +57,8 @@ async def runtime(
         app.state.rate_limiters = RateLimiters.from_settings(settings)
         # -- AI providers (issue 5): chat model, embeddings, tracing --
         app.state.ai = await stack.enter_async_context(open_ai_providers(settings, ai))
-        # -- chat: the messages and answers of turns at the same step, saved
-        # together (closed in reverse: the answers of the last turns last) --
+        # -- chat: the messages, then the answers, of turns at the same step,
+        # saved together (closed in reverse order: the poster first) --
         app.state.answer_writer = AnswerWriter(database)
         stack.push_async_callback(app.state.answer_writer.aclose)
         app.state.turn_poster = TurnPoster(

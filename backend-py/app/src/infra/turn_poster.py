@@ -8,9 +8,10 @@ its own user, and hands each turn its own result.
 
 One batch runs at a time by default (``DB_CHAT_TURN_BATCHES``): the turns
 that arrive while it runs go together in the next one. On the load benchmark
-(2 cores, 50 users) that served 17% more turns per second than one statement
-per turn with a shorter p99, and more than two or six batches at once, which
-keep batches small and compete for the database's cores. Each batch takes its
+(2 cores, 50 users) that served 30-50% more turns per second than one
+statement per turn, with p99 30-50 ms shorter, and more than two or six
+batches at once, which keep batches small and compete for the database's
+cores. Each batch takes its
 turn at the connection gate like any new work (the answers of turns already
 begun go first).
 """
