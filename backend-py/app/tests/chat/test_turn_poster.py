@@ -122,7 +122,7 @@ async def test_at_most_the_workers_run_batches_at_once(engine: AsyncEngine) -> N
         running += 1
         most = max(most, running)
         sizes.append(len(items))
-        await asyncio.sleep(0.01)  # stands for the round trip
+        await asyncio.sleep(0.05)  # a slow statement: the other worker joins in
         running -= 1
         return [item * 2 for item in items]
 
