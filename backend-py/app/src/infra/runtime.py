@@ -11,9 +11,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 import httpx
 from fastapi import FastAPI
 
-from src.domain.service.prompt_builder import HISTORY_MESSAGES
 from src.gateway.current_user_gateway import CurrentUserGateway, KnownUserCache
-from src.gateway.embeddings_gateway import search_settings
 from src.infra.ai_providers import AIProviders, open_ai_providers
 from src.infra.answer_writer import AnswerWriter
 from src.infra.db_client import Database
@@ -61,15 +59,8 @@ async def runtime(
         # saved together (closed in reverse order: the poster first) --
         app.state.answer_writer = AnswerWriter(database)
         stack.push_async_callback(app.state.answer_writer.aclose)
-        app.state.turn_poster = TurnPoster(
-            database,
-            history=HISTORY_MESSAGES,
-            search=search_settings(
-                settings,
-                model=app.state.ai.embedding_model_name,
-                k=settings.retrieval_k,
-            ),
-            workers=settings.db_chat_turn_batches,
+        app.state.turn_poster = TurnPoster.from_settings(
+            database, settings, embedding_model=app.state.ai.embedding_model_name
         )
         stack.push_async_callback(app.state.turn_poster.aclose)
         # -- knowledge (issue 8): ingestion worker --

@@ -22,9 +22,12 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from src.domain.service.prompt_builder import HISTORY_MESSAGES
+from src.gateway.embeddings_gateway import search_settings
 from src.gateway.message_gateway import MessageGateway, PostedMessage, UserTurn
 from src.infra.db_client import Database
 from src.infra.statement_batcher import StatementBatcher
+from src.settings import Settings
 
 
 class TurnPoster(StatementBatcher[UserTurn, PostedMessage | None]):
@@ -52,6 +55,20 @@ class TurnPoster(StatementBatcher[UserTurn, PostedMessage | None]):
             partial(_post, history=history, search=search),
             name="turn poster",
             workers=workers,
+        )
+
+    @classmethod
+    def from_settings(
+        cls, database: Database, settings: Settings, *, embedding_model: str
+    ) -> "TurnPoster":
+        """The chat's poster: the prompt's history, the configured retrieval."""
+        return cls(
+            database,
+            history=HISTORY_MESSAGES,
+            search=search_settings(
+                settings, model=embedding_model, k=settings.retrieval_k
+            ),
+            workers=settings.db_chat_turn_batches,
         )
 
     async def post(self, turn: UserTurn) -> PostedMessage | None:

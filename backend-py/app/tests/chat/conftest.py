@@ -13,9 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from src.controller.dependencies import get_llm_gateway
 from src.domain.errors import DomainError
-from src.domain.service.prompt_builder import HISTORY_MESSAGES
-from src.gateway.embeddings_gateway import search_settings
 from src.gateway.llm_gateway import Generation, StreamEvent, TokenUsage
+from src.gateway.message_gateway import UserTurn
 from src.infra.ai_providers import AIProviders
 from src.infra.answer_writer import AnswerWriter
 from src.infra.db_client import Database
@@ -68,6 +67,22 @@ class ScriptedLLM:
         yield StreamEvent(generation=self._generation())
 
 
+def user_turn(
+    user: uuid.UUID,
+    room_id: int,
+    content: str,
+    embedding: list[float] | None = None,
+) -> UserTurn:
+    """A turn of ``user`` in a room, as the chat use case hands it on."""
+    return UserTurn(
+        claims={"sub": str(user), "role": "authenticated"},
+        chat_room_id=room_id,
+        content=content,
+        virtual_user_id=None,
+        embedding=embedding,
+    )
+
+
 @pytest.fixture
 async def answer_writer(database: Database) -> AsyncIterator[AnswerWriter]:
     """The chat's answer writer on the test database, closed after the test."""
@@ -81,12 +96,8 @@ async def turn_poster(
     database: Database, settings: Settings, ai_providers: AIProviders
 ) -> AsyncIterator[TurnPoster]:
     """The chat's turn poster on the test database, closed after the test."""
-    poster = TurnPoster(
-        database,
-        history=HISTORY_MESSAGES,
-        search=search_settings(
-            settings, model=ai_providers.embedding_model_name, k=settings.retrieval_k
-        ),
+    poster = TurnPoster.from_settings(
+        database, settings, embedding_model=ai_providers.embedding_model_name
     )
     yield poster
     await poster.aclose()

@@ -8,22 +8,12 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
-from src.gateway.message_gateway import UserTurn
 from src.infra.db_client import Database
 from src.infra.logging import request_id_var
 from src.infra.statement_batcher import StatementBatcher
 from src.infra.turn_poster import TurnPoster
+from tests.chat.conftest import user_turn
 from tests.factories import create_room, create_user
-
-
-def turn(user: uuid.UUID, room: int, content: str) -> UserTurn:
-    return UserTurn(
-        claims={"sub": str(user), "role": "authenticated"},
-        chat_room_id=room,
-        content=content,
-        virtual_user_id=None,
-        embedding=None,
-    )
 
 
 async def messages(connection: AsyncConnection) -> list[tuple[object, ...]]:
@@ -41,9 +31,9 @@ async def test_turns_waiting_together_are_posted_by_one_statement(
     theirs = await create_room(connection, other)
 
     posted = await asyncio.gather(
-        turn_poster.post(turn(user, mine, "one")),
-        turn_poster.post(turn(other, theirs, "two")),
-        turn_poster.post(turn(other, mine, "not a member")),
+        turn_poster.post(user_turn(user, mine, "one")),
+        turn_poster.post(user_turn(other, theirs, "two")),
+        turn_poster.post(user_turn(other, mine, "not a member")),
     )
 
     assert turn_poster.statements == 1
@@ -62,9 +52,9 @@ async def test_a_turn_refused_for_its_data_fails_alone(
     room = await create_room(connection, user)
 
     results = await asyncio.gather(
-        turn_poster.post(turn(user, room, "kept")),
-        turn_poster.post(turn(user, room, "no NUL in text\x00")),
-        turn_poster.post(turn(user, room, "kept too")),
+        turn_poster.post(user_turn(user, room, "kept")),
+        turn_poster.post(user_turn(user, room, "no NUL in text\x00")),
+        turn_poster.post(user_turn(user, room, "kept too")),
         return_exceptions=True,
     )
 
@@ -79,8 +69,8 @@ async def test_a_turn_cancelled_while_queued_is_not_posted(
     turn_poster: TurnPoster, connection: AsyncConnection, user: uuid.UUID
 ) -> None:
     room = await create_room(connection, user)
-    kept = asyncio.create_task(turn_poster.post(turn(user, room, "kept")))
-    dropped = asyncio.create_task(turn_poster.post(turn(user, room, "dropped")))
+    kept = asyncio.create_task(turn_poster.post(user_turn(user, room, "kept")))
+    dropped = asyncio.create_task(turn_poster.post(user_turn(user, room, "dropped")))
     await asyncio.sleep(0)  # both queued; no worker has taken them yet
     dropped.cancel()
 
@@ -98,7 +88,7 @@ async def test_closing_posts_what_is_queued_then_refuses(
     turn_poster: TurnPoster, connection: AsyncConnection, user: uuid.UUID
 ) -> None:
     room = await create_room(connection, user)
-    last = asyncio.create_task(turn_poster.post(turn(user, room, "last")))
+    last = asyncio.create_task(turn_poster.post(user_turn(user, room, "last")))
     await asyncio.sleep(0)
 
     await turn_poster.aclose()
@@ -107,7 +97,7 @@ async def test_closing_posts_what_is_queued_then_refuses(
     assert posted is not None
     assert [row[0] for row in await messages(connection)] == [posted.id]
     with pytest.raises(RuntimeError, match="closed"):
-        await turn_poster.post(turn(user, room, "too late"))
+        await turn_poster.post(user_turn(user, room, "too late"))
 
 
 async def test_at_most_the_workers_run_batches_at_once(engine: AsyncEngine) -> None:

@@ -15,7 +15,7 @@ from src.gateway.message_gateway import MessageGateway, PostedMessage, UserTurn
 from src.infra.ai_providers import AIProviders
 from src.infra.db_client import Database
 from src.settings import Settings
-from tests.chat.conftest import add_shared_document
+from tests.chat.conftest import add_shared_document, user_turn
 from tests.factories import create_user
 
 
@@ -72,21 +72,6 @@ async def prefer(connection: AsyncConnection, user: uuid.UUID, persona: int) -> 
     )
 
 
-def turn_of(
-    user: uuid.UUID,
-    room_id: int,
-    content: str,
-    embedding: list[float] | None = None,
-) -> UserTurn:
-    return UserTurn(
-        claims={"sub": str(user), "role": "authenticated"},
-        chat_room_id=room_id,
-        content=content,
-        virtual_user_id=None,
-        embedding=embedding,
-    )
-
-
 # Turns without an embedding retrieve nothing: no search settings needed.
 NO_SEARCH = dict.fromkeys(
     (
@@ -112,7 +97,7 @@ async def post_all(
 async def post(
     database: Database, user: uuid.UUID, room_id: int, content: str
 ) -> PostedMessage:
-    [posted] = await post_all(database, [turn_of(user, room_id, content)])
+    [posted] = await post_all(database, [user_turn(user, room_id, content)])
     if posted is None:
         raise NotFoundError(f"Chat room {room_id} not found")
     return posted
@@ -224,10 +209,10 @@ async def test_turns_of_several_users_are_each_posted_as_their_user(
     posted = await post_all(
         database,
         [
-            turn_of(user, mine, "mine"),
-            turn_of(user, theirs, "intrusion"),  # not a member: nothing saved
-            turn_of(other, theirs, "theirs"),
-            turn_of(user, mine, "mine again"),
+            user_turn(user, mine, "mine"),
+            user_turn(user, theirs, "intrusion"),  # not a member: nothing saved
+            user_turn(other, theirs, "theirs"),
+            user_turn(user, mine, "mine again"),
         ],
     )
 
@@ -273,8 +258,8 @@ async def test_each_turn_retrieves_with_its_own_embedding(
     with_search, without = await post_all(
         database,
         [
-            turn_of(user, room_id, question, embedding),
-            turn_of(user, room_id, question),  # its embedding failed
+            user_turn(user, room_id, question, embedding),
+            user_turn(user, room_id, question),  # its embedding failed
         ],
         search_settings(settings, model=ai_providers.embedding_model_name, k=3),
     )
