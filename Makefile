@@ -18,7 +18,8 @@ UV_RUN := cd $(APP_DIR) && $(UV) run --frozen
 export UV_PYTHON_DOWNLOADS := never
 
 .PHONY: help init run test lint-backend-py lint-backend-py-ci format-backend-py \
-	format-backend-py-check type-check-backend-py test-backend-py gen-models \
+	format-backend-py-check type-check-backend-py layers-backend-py deps-backend-py \
+	test-backend-py gen-models \
 	db-migrate db-reset docker-lint token ingest reembed eval bench bench-knowledge
 
 help: ## List the targets
@@ -38,7 +39,7 @@ run: init ## Serve the API (HOST, PORT, WORKERS; embedded Postgres unless DATABA
 # The benchmarks are code too: linted, formatted and type-checked with the app.
 BENCH_DIR := ../../bench
 
-test: init lint-backend-py-ci format-backend-py-check type-check-backend-py test-backend-py ## Lint, format check, mypy strict, pytest with coverage
+test: init lint-backend-py-ci format-backend-py-check type-check-backend-py layers-backend-py deps-backend-py test-backend-py ## Lint, format check, mypy strict, layers, dependencies, pytest with coverage
 
 lint-backend-py: init ## Ruff lint with fixes
 	$(UV_RUN) ruff check --fix src tests $(BENCH_DIR)
@@ -54,6 +55,12 @@ format-backend-py-check: init ## Ruff format check
 
 type-check-backend-py: init ## MyPy (strict)
 	$(UV_RUN) mypy src tests $(BENCH_DIR)
+
+layers-backend-py: init ## Import-linter: no layer imports upwards (contracts in pyproject.toml)
+	$(UV_RUN) lint-imports
+
+deps-backend-py: init ## Deptry: every import declared, every dependency used
+	$(UV_RUN) deptry src
 
 test-backend-py: init ## Pytest with coverage (fails under 85%)
 	$(UV_RUN) pytest --cov --cov-report=term --cov-report=html $(PYTEST_ARGS)

@@ -32,8 +32,8 @@ from src.infra.ai_providers import AIProviders
 from src.infra.db_client import open_database
 from src.infra.gc_tuning import tune_gc_for_serving
 from src.infra.llm.chat_models import OneModelChatModels
-from src.infra.runtime import runtime
 from src.infra.tracing import Tracing
+from src.runtime import runtime
 from src.settings import Settings, get_settings
 
 EMBEDDING_MODEL = "bench-constant"

@@ -425,10 +425,14 @@ class Bench:
         timings = []
         for query, vector in queries:
             async with self.database.user_transaction(claims) as session:
-                gateway = EmbeddingsGateway(session, self.embeddings, MODEL, settings)
+                gateway = EmbeddingsGateway(self.embeddings, MODEL, settings)
                 started = time.perf_counter()
                 hits = await gateway.search_with_embedding(
-                    query=query, embedding=vector.tolist(), k=5, chat_room_id=None
+                    session,
+                    query=query,
+                    embedding=vector.tolist(),
+                    k=5,
+                    chat_room_id=None,
                 )
                 timings.append((time.perf_counter() - started) * 1000)
                 assert hits

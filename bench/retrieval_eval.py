@@ -223,9 +223,10 @@ async def evaluate(
         for (question, labels), vector in zip(QUESTIONS, vectors, strict=True):
             async with database.user_transaction(claims) as session:
                 gateway = EmbeddingsGateway(
-                    session, embeddings, embeddings.model_name, mode_settings
+                    embeddings, embeddings.model_name, mode_settings
                 )
                 hits = await gateway.search_with_embedding(
+                    session,
                     query=question,
                     embedding=vector.tolist(),
                     k=DEPTH,

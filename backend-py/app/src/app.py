@@ -20,10 +20,10 @@ from src.controller import (
 from src.infra.db_client import open_database
 from src.infra.gc_tuning import tune_gc_for_serving
 from src.infra.logging import configure_logging
-from src.infra.runtime import runtime
 from src.middleware.body_limit import RequestBodyMiddleware
 from src.middleware.error_handlers import ERROR_RESPONSES, install_error_handlers
 from src.middleware.request_context import RequestContextMiddleware
+from src.runtime import runtime
 from src.settings import Settings, get_settings
 
 logger = logging.getLogger(__name__)

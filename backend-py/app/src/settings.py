@@ -40,11 +40,9 @@ class Settings(BaseSettings):
     # Database
     database_url: str | None = None
     embedded_db_dir: Path = Path(".data/postgres")
-    # Few connections on purpose: Postgres does at most about two statements per
-    # core at once, and more backends only add switching. Measured on 2 cores
-    # (bench/load_bench.py, a chat turn being one call): 6 connections serve
-    # 379 turns/s at p99 156 ms, 8 serve 370 at p99 171 ms, 20 cost 25% more
-    # database CPU per turn.
+    # Few connections on purpose: Postgres runs about two statements per core
+    # at once, and more backends only add switching. A chat turn holds one
+    # only for its short transactions, never while the model writes.
     db_pool_size: int = Field(default=6, ge=1)
     db_max_overflow: int = Field(default=0, ge=0)
     db_connect_timeout_s: float = Field(default=5.0, gt=0)
@@ -53,11 +51,6 @@ class Settings(BaseSettings):
     # frozen host, a network partition) cannot enforce its own timeout.
     db_command_timeout_s: float = Field(default=20.0, gt=0)
     db_pool_timeout_s: float = Field(default=5.0, gt=0)
-    # Batches of chat turns (TurnPoster) sent at once, each on a connection.
-    # One keeps the batches big: on 2 cores (bench/load_bench.py) one served
-    # 710 turns/s at p99 96 ms, two 690 at 107 ms, six 610 at 113 ms. Raise it
-    # when the database has cores to spare and turns queue behind one batch.
-    db_chat_turn_batches: int = Field(default=1, ge=1)
 
     # Supabase and auth
     supabase_url: str | None = None

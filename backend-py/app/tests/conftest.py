@@ -27,7 +27,7 @@ from src.infra.ai_providers import AIProviders, build_ai_providers
 from src.infra.db_client import Database, create_engine, libpq_url
 from src.infra.embedded_postgres import start_embedded_postgres
 from src.infra.migrations import apply_compat_layer, apply_migrations
-from src.infra.runtime import runtime
+from src.runtime import runtime
 from src.settings import DEV_JWT_SECRET, Settings
 from tests.factories import auth_headers, create_user, mint_token
 from tests.support.langsmith_recorder import LangSmithRecorder
@@ -89,9 +89,9 @@ class RollbackDatabase(Database):
     savepoint, so it resets the role at its end, as a real transaction's end
     does.
 
-    The savepoints share the test's one connection, so they take turns: the
-    batchers hand a turn its result before their savepoint is released, and
-    the turn's next statement must not open a savepoint inside that one.
+    The savepoints share the test's one connection, so they take turns: work
+    running concurrently in one test (a stream and a request) must not open a
+    savepoint inside another's.
     """
 
     def __post_init__(self) -> None:
@@ -99,20 +99,13 @@ class RollbackDatabase(Database):
         self._connection_turn = asyncio.Lock()
 
     @asynccontextmanager
-    async def service_statement(self) -> AsyncIterator[AsyncSession]:
-        # A savepoint of the test's transaction, not an autocommit of its own.
-        async with self._connection_turn, self.service_transaction() as session:
+    async def service_transaction(self) -> AsyncIterator[AsyncSession]:
+        async with (
+            self._connection_turn,
+            self.sessionmaker() as session,
+            session.begin(),
+        ):
             yield session
-
-    @asynccontextmanager
-    async def statement(self) -> AsyncIterator[AsyncSession]:
-        # A savepoint too. A function that took the user's role (post_chat_turn)
-        # leaves it set until the test's transaction ends: reset it, as the
-        # end of a real statement's own transaction does.
-        async with self._connection_turn, self.service_transaction() as session:
-            yield session
-            if session.in_transaction():
-                await session.execute(text(_RESET_ROLE))
 
     @asynccontextmanager
     async def user_transaction(self, claims: Any) -> AsyncIterator[AsyncSession]:

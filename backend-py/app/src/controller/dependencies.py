@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from src.domain.entity.user import CurrentUser
 from src.domain.errors import UnprocessableError
 from src.gateway.current_user_gateway import CurrentUserGateway
+from src.gateway.embeddings_gateway import EmbeddingsGateway
 from src.gateway.llm_gateway import LLMGateway
 from src.infra.ai_providers import AIProviders
 from src.infra.db_client import Database
@@ -67,10 +68,20 @@ AIProvidersDep = Annotated[AIProviders, Depends(get_ai_providers)]
 
 async def get_llm_gateway(ai: AIProvidersDep) -> LLMGateway:
     """Generation with the chat model chosen at start-up (cheap to build)."""
-    return LLMGateway(ai.chat)
+    return LLMGateway(ai.chat, ai.tracing)
 
 
 LLMGatewayDep = Annotated[LLMGateway, Depends(get_llm_gateway)]
+
+
+async def get_embeddings_gateway(
+    ai: AIProvidersDep, settings: SettingsDep
+) -> EmbeddingsGateway:
+    """Query embeddings and hybrid search with the model chosen at start-up."""
+    return EmbeddingsGateway(ai.embeddings, ai.embedding_model_name, settings)
+
+
+EmbeddingsGatewayDep = Annotated[EmbeddingsGateway, Depends(get_embeddings_gateway)]
 
 
 async def current_user(

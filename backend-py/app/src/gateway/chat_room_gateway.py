@@ -55,27 +55,6 @@ _LAST_MESSAGE = (
 )
 
 
-@dataclass(frozen=True, slots=True)
-class TurnRoom:
-    """A room a chat turn posts to, with the persona that answers in it.
-
-    The persona is the room's, else its creator's preferred one, else the
-    admins' default (``public.post_chat_turn`` finds it).
-
-    The persona columns are None when no persona applies (or the caller may
-    not read it): the built-in assistant answers then.
-    """
-
-    id: int
-    virtual_user_id: int | None
-    persona_id: int | None
-    persona_name: str | None
-    system_prompt: str | None
-    model: str | None
-    temperature: float | None
-    max_tokens: int | None
-
-
 class ChatRoomGateway:
     """Reads and writes rooms; the caller's membership decides what exists."""
 
@@ -101,6 +80,22 @@ class ChatRoomGateway:
         if row is None:
             raise NotFoundError(f"Chat room {room_id} not found")
         return RoomView(room=row[0], persona_name=row[1], last_message_at=row[2])
+
+    async def joined(self, room_id: int, user_id: uuid.UUID) -> ChatRooms:
+        """The room, if ``user_id`` is a member (one index probe each).
+
+        Raises:
+            NotFoundError: No such room, or the user is not in it.
+        """
+        statement = (
+            select(ChatRooms)
+            .join(UserChats, col(UserChats.chat_room_id) == col(ChatRooms.id))
+            .where(col(ChatRooms.id) == room_id, col(UserChats.user_id) == user_id)
+        )
+        room = (await self.session.scalars(statement)).first()
+        if room is None:
+            raise NotFoundError(f"Chat room {room_id} not found")
+        return room
 
     async def list_for_user(self, user_id: uuid.UUID, limit: int) -> list[RoomView]:
         """The user's rooms, newest activity first, with a last-message preview."""

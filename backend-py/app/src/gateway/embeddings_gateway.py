@@ -25,11 +25,10 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from langchain_core.embeddings import Embeddings
-from sqlalchemy import text
+from sqlalchemy import RowMapping, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from src.domain.entity.knowledge import RetrievedChunk
-from src.infra.db_client import DriverStatement
 from src.settings import Settings
 
 MAX_TEXT_QUERY_WORDS = 32
@@ -46,7 +45,6 @@ select chunk_id, document_id, title, content, heading_path, score
     cast(:rrf_k as integer)
   )
 """)
-_HYBRID_SEARCH = DriverStatement.of(_HYBRID_SEARCH_SQL)
 
 
 def full_text_query(query: str) -> str:
@@ -67,26 +65,35 @@ def vector_literal(values: Sequence[float]) -> str:
 
 
 class EmbeddingsGateway:
-    """Hybrid search over the chunks the current transaction may read."""
+    """Query embeddings and hybrid search over the chunks a transaction may read.
+
+    Built once per request from the providers chosen at start-up. Embedding a
+    query needs no database connection, so the search takes the transaction
+    per call: a chat turn embeds first, then opens its transaction.
+    """
 
     def __init__(
-        self,
-        session: AsyncSession,
-        embeddings: Embeddings,
-        embedding_model_name: str,
-        settings: Settings,
+        self, embeddings: Embeddings, embedding_model_name: str, settings: Settings
     ) -> None:
-        self._session = session
         self._embeddings = embeddings
         self._model = embedding_model_name
         self._settings = settings
 
+    async def embed(self, query: str) -> list[float]:
+        """The query's embedding, by the configured model.
+
+        Raises:
+            DomainError: The embedding provider failed (502/504).
+        """
+        return await self._embeddings.aembed_query(query)
+
     async def search(
-        self, *, query: str, k: int, chat_room_id: int | None
+        self, session: AsyncSession, *, query: str, k: int, chat_room_id: int | None
     ) -> list[RetrievedChunk]:
         """The ``k`` chunks that best match ``query``, best first.
 
         Args:
+            session: The caller's transaction (row-level security applies).
             query: The user's words (a question or keywords).
             k: How many chunks to return at most.
             chat_room_id: Include the documents attached to this room.
@@ -94,13 +101,14 @@ class EmbeddingsGateway:
         Returns:
             The fused hits; ``score`` is the reciprocal-rank-fusion score.
         """
-        embedding = await self._embeddings.aembed_query(query)
+        embedding = await self.embed(query)
         return await self.search_with_embedding(
-            query=query, embedding=embedding, k=k, chat_room_id=chat_room_id
+            session, query=query, embedding=embedding, k=k, chat_room_id=chat_room_id
         )
 
     async def search_with_embedding(
         self,
+        session: AsyncSession,
         *,
         query: str,
         embedding: Sequence[float],
@@ -116,14 +124,14 @@ class EmbeddingsGateway:
             k=k,
             chat_room_id=chat_room_id,
         )
-        return await hybrid_search(self._session, params)
+        return await hybrid_search(session, params)
 
 
 async def hybrid_search(
     session: AsyncSession, arguments: Mapping[str, Any]
 ) -> list[RetrievedChunk]:
     """Run ``public.hybrid_search`` with :func:`search_arguments`, best first."""
-    rows = await _HYBRID_SEARCH.fetch(session, arguments)
+    rows = (await session.execute(_HYBRID_SEARCH_SQL, dict(arguments))).mappings()
     return [retrieved_chunk(row) for row in rows]
 
 
@@ -158,7 +166,7 @@ def search_settings(settings: Settings, *, model: str, k: int) -> dict[str, Any]
     }
 
 
-def retrieved_chunk(row: Mapping[str, Any]) -> RetrievedChunk:
+def retrieved_chunk(row: RowMapping | Mapping[str, Any]) -> RetrievedChunk:
     """A ``hybrid_search`` result row as the domain's chunk."""
     return RetrievedChunk(
         chunk_id=row["chunk_id"],

@@ -8,10 +8,10 @@ provider still refused after the SDK's retries), ``LLMTimeoutError`` (504) and
 """
 
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Sequence
-from contextlib import aclosing
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager, aclosing
 from dataclasses import dataclass
-from typing import TypedDict, cast
+from typing import Any, TypedDict, cast
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
@@ -20,6 +20,17 @@ from src.domain.errors import UnprocessableError
 from src.domain.service.prompt_builder import MESSAGE_OVERHEAD_TOKENS, estimate_tokens
 from src.infra.llm.chat_models import ChatModels
 from src.infra.llm.errors import PROVIDER_ERRORS, provider_error
+from src.infra.tracing import TraceRun, Tracing
+
+__all__ = [
+    "Generation",
+    "LLMGateway",
+    "StreamEvent",
+    "TokenUsage",
+    "TraceRun",
+    "check_model_allowed",
+    "validate_chat_model",
+]
 from src.settings import Settings
 
 
@@ -92,11 +103,21 @@ def validate_chat_model(settings: Settings, model: str | None) -> None:
 
 
 class LLMGateway:
-    """Generates answers with the chat model a persona asks for."""
+    """Generates answers with the chat model a persona asks for, traced."""
 
-    def __init__(self, chat_models: ChatModels) -> None:
-        """Use the chat models chosen at start-up (``AIProviders.chat``)."""
+    def __init__(self, chat_models: ChatModels, tracing: Tracing | None = None) -> None:
+        """Use the chat models and tracing chosen at start-up (``AIProviders``)."""
         self._chat_models = chat_models
+        self._tracing = tracing or Tracing(None, project="")
+
+    def trace(
+        self, *, metadata: Mapping[str, Any], inputs: Mapping[str, Any]
+    ) -> AbstractAsyncContextManager[TraceRun]:
+        """A LangSmith run around a turn (a no-op when tracing is off).
+
+        The model calls inside it become its children.
+        """
+        return self._tracing.chat_trace(metadata=metadata, inputs=inputs)
 
     async def generate(
         self,

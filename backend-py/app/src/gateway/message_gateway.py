@@ -1,21 +1,17 @@
 """Messages of chat rooms."""
 
-import json
 import uuid
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, fields
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, insert, text
+from sqlalchemy import func, insert
+from sqlalchemy import select as select_columns
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
-from src.domain.entity.knowledge import RetrievedChunk
 from src.domain.entity.models import GeneralUsers, Messages, VirtualUsers
-from src.gateway.chat_room_gateway import TurnRoom
-from src.gateway.embeddings_gateway import full_text_query, retrieved_chunk
-from src.infra.db_client import DriverStatement
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,36 +22,6 @@ class HistoryEntry:
     content: str
     status: str
     sender_name: str | None
-
-
-@dataclass(frozen=True)
-class PostedMessage:
-    """A user message saved in a room, with what answering it needs.
-
-    ``id`` is None when nothing was saved: the room has another persona than
-    the one asked for.
-    """
-
-    id: int | None
-    room: TurnRoom
-    history: list[HistoryEntry]
-    sources: list[RetrievedChunk]
-
-
-@dataclass(frozen=True)
-class UserTurn:
-    """A user's message for a room they are in, with its retrieval query.
-
-    ``claims`` are the user's JWT claims (the turn runs as that user);
-    ``embedding`` is the message's, None when it could not be computed (then
-    nothing is retrieved).
-    """
-
-    claims: Mapping[str, Any]
-    chat_room_id: int
-    content: str
-    virtual_user_id: int | None
-    embedding: Sequence[float] | None
 
 
 @dataclass(frozen=True)
@@ -90,102 +56,66 @@ class MessageGateway:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def create(  # noqa: PLR0913 - one column each
-        self,
-        *,
-        chat_room_id: int,
-        role: str,
-        content: str,
-        sender_user_id: uuid.UUID | None = None,
-        sender_virtual_user_id: int | None = None,
-        status: str = "complete",
-        metadata: dict[str, Any] | None = None,
+    async def save_question(
+        self, *, chat_room_id: int, sender_user_id: uuid.UUID, content: str
     ) -> int:
-        """Insert one message and return its id.
-
-        An insert returning only the id, run by the driver: the chat turn's
-        hot path (saving the answer) needs nothing else, and an ORM entity
-        would cost a load of every column.
-        """
-        params = {
-            "chat_room_id": chat_room_id,
-            "role": role,
-            "content": content,
-            "sender_user_id": sender_user_id,
-            "sender_virtual_user_id": sender_virtual_user_id,
-            "status": status,
-            # The engine's jsonb codec takes the document as JSON text.
-            "metadata": json.dumps(metadata or {}),
-        }
-        rows = await _INSERT_MESSAGE.fetch(self.session, params)
-        return int(rows[0][0])
-
-    async def create_answers(self, answers: Sequence[Answer]) -> list[int]:
-        """Insert AI answers with one statement; their ids, in the same order.
-
-        The rows are inserted in the order given (the select is ordered), and
-        each takes the next id of the table's identity in turn, so sorting the
-        returned ids puts them in that order.
-        """
-        rows = await _INSERT_ANSWERS.fetch(
-            self.session,
-            {
-                "rooms": [a.chat_room_id for a in answers],
-                "contents": [a.content for a in answers],
-                # The engine's jsonb codec takes the document as JSON text.
-                "metadata": [json.dumps(a.metadata) for a in answers],
-                "personas": [a.sender_virtual_user_id for a in answers],
-            },
+        """Save a person's message in a room and return its id."""
+        return await self._insert(
+            chat_room_id=chat_room_id,
+            role="user",
+            content=content,
+            sender_user_id=sender_user_id,
+            metadata={},
         )
-        return sorted(int(row[0]) for row in rows)
 
-    async def post_turns(
-        self,
-        turns: Sequence[UserTurn],
-        *,
-        history: int,
-        search: Mapping[str, Any],
-    ) -> list[PostedMessage | None]:
-        """Save users' messages in rooms they are in, and retrieve for them.
+    async def save_answer(self, answer: Answer) -> int:
+        """Save an AI persona's complete answer and return its id.
 
-        One call of ``public.post_chat_turns``: for each turn, in order, as
-        its user (row-level security applies), it finds the room and its
-        answering persona (the room's, else its creator's preferred one, else
-        the admins' default), saves the message there unless the room has
-        another persona than the turn's ``virtual_user_id``, reads the
-        ``history`` messages before it and runs the hybrid search with the
-        turn's embedding and ``search`` (``embeddings_gateway.search_settings``).
-        One round trip, in autocommit (:meth:`Database.statement`): the turns
-        commit together.
-
-        Returns:
-            For each turn, in order, what was saved; None when the room does
-            not exist or the user is not in it (nothing was saved).
+        Members may not write AI messages (row-level security): call this in
+        a service transaction, for a room whose membership the turn checked.
         """
-        rows = await _POST_CHAT_TURNS.fetch(
-            self.session,
-            dict(search)
-            | {
-                "claims": [json.dumps(turn.claims) for turn in turns],
-                "rooms": [turn.chat_room_id for turn in turns],
-                "contents": [turn.content for turn in turns],
-                "personas": [turn.virtual_user_id for turn in turns],
-                # A tuple, not a list: asyncpg reads a list as an array's row.
-                "embeddings": [
-                    None if turn.embedding is None else tuple(turn.embedding)
-                    for turn in turns
-                ],
-                "queries": [
-                    None if turn.embedding is None else full_text_query(turn.content)
-                    for turn in turns
-                ],
-                "limit": history,
-            },
+        return await self._insert(
+            chat_room_id=answer.chat_room_id,
+            role="assistant",
+            content=answer.content,
+            sender_virtual_user_id=answer.sender_virtual_user_id,
+            metadata=dict(answer.metadata),
         )
-        by_turn: list[list[Any]] = [[] for _ in turns]
-        for row in rows:
-            by_turn[row["turn"] - 1].append(row)
-        return [_posted(turn_rows) if turn_rows else None for turn_rows in by_turn]
+
+    async def history(
+        self, chat_room_id: int, *, before: int | None, limit: int
+    ) -> list[HistoryEntry]:
+        """The ``limit`` messages before message ``before``, oldest first."""
+        statement = (
+            select_columns(
+                col(Messages.role),
+                col(Messages.content),
+                col(Messages.status),
+                func.coalesce(
+                    col(GeneralUsers.display_name),
+                    col(GeneralUsers.account_name),
+                    col(VirtualUsers.name),
+                ),
+            )
+            .outerjoin(
+                GeneralUsers, col(GeneralUsers.id) == col(Messages.sender_user_id)
+            )
+            .outerjoin(
+                VirtualUsers,
+                col(VirtualUsers.id) == col(Messages.sender_virtual_user_id),
+            )
+            .where(col(Messages.chat_room_id) == chat_room_id)
+            .order_by(col(Messages.id).desc())
+            .limit(limit)
+        )
+        if before is not None:
+            statement = statement.where(col(Messages.id) < before)
+        rows = (await self.session.execute(statement)).all()
+        return [HistoryEntry(*row) for row in reversed(rows)]
+
+    async def _insert(self, **values: Any) -> int:
+        statement = insert(_MESSAGES).values(**values).returning(_MESSAGES.c.id)
+        return int((await self.session.execute(statement)).scalar_one())
 
     async def page(
         self, chat_room_id: int, *, before: int | None, limit: int
@@ -219,77 +149,7 @@ class MessageGateway:
 
 
 _MESSAGES = Messages.metadata.tables["messages"]
-_USERS = Messages.metadata.tables["general_users"]
-_PERSONAS = Messages.metadata.tables["virtual_users"]
-# Core statements on the tables, built once: no ORM entity to load per row.
-_INSERT_MESSAGE = DriverStatement.of(
-    insert(_MESSAGES)
-    .values(
-        {
-            name: bindparam(name, type_=_MESSAGES.c[name].type)
-            for name in (
-                "chat_room_id",
-                "role",
-                "content",
-                "sender_user_id",
-                "sender_virtual_user_id",
-                "status",
-                "metadata",
-            )
-        }
-    )
-    .returning(_MESSAGES.c.id)
-)
-# Many answers in one statement: see MessageGateway.create_answers.
-_INSERT_ANSWERS = DriverStatement.of(
-    text("""
-insert into public.messages
-  (chat_room_id, role, content, status, metadata, sender_virtual_user_id)
-select answer.room, 'assistant', answer.content, 'complete',
-       cast(answer.metadata as jsonb), answer.persona
-  from unnest(
-    cast(:rooms as bigint[]), cast(:contents as text[]),
-    cast(:metadata as text[]), cast(:personas as bigint[])
-  ) with ordinality as answer(room, content, metadata, persona, position)
- order by answer.position
-returning id
-""")
-)
-# The turns of several users: see MessageGateway.post_turns.
-_POST_CHAT_TURNS = DriverStatement.of(
-    text("""
-select turn, chat_room_id, virtual_user_id, persona_id, persona_name,
-       system_prompt, model, temperature, max_tokens, message_id, role,
-       content, status, sender_name, chunk_id, document_id, title,
-       heading_path, score
-  from public.post_chat_turns(
-    cast(:claims as text[]), cast(:rooms as bigint[]),
-    cast(:contents as text[]), cast(:personas as bigint[]),
-    cast(:embeddings as extensions.vector[]), cast(:queries as text[]),
-    cast(:limit as integer), cast(:model as text),
-    cast(:ts_config as regconfig), cast(:k as integer),
-    cast(:candidates as integer), cast(:text_scan_limit as integer),
-    cast(:vector_weight as float8), cast(:text_weight as float8),
-    cast(:rrf_k as integer)
-  )
-""")
-)
-_TURN_ROOM_COLUMNS = len(fields(TurnRoom))
-
-
-def _posted(rows: list[Any]) -> PostedMessage:
-    """A turn's rows: its room first, then the history, then the sources."""
-    first = tuple(rows[0])[1:]  # after the turn's position
-    return PostedMessage(
-        id=first[_TURN_ROOM_COLUMNS],
-        room=TurnRoom(*first[:_TURN_ROOM_COLUMNS]),
-        history=[
-            HistoryEntry(row["role"], row["content"], row["status"], row["sender_name"])
-            for row in reversed(rows)
-            if row["role"] is not None
-        ],
-        sources=[retrieved_chunk(row) for row in rows if row["chunk_id"] is not None],
-    )
+"""The table itself: its ``metadata`` column keeps its SQL name here."""
 
 
 def _view(message: Messages, sender_name: str | None) -> MessageView:

@@ -7,7 +7,8 @@ from sqlalchemy import delete, insert, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
-from src.domain.entity.models import UserProfiles, VirtualUsers
+from src.domain.entity.models import ChatRooms, UserProfiles, VirtualUsers
+from src.domain.errors import NotFoundError
 
 
 class VirtualUserGateway:
@@ -49,23 +50,54 @@ class VirtualUserGateway:
         )
         return (await self.session.scalars(statement)).first()
 
-    async def default_for(self, user_id: uuid.UUID) -> VirtualUsers | None:
-        """The user's preferred persona, else the admins' default, else None."""
+    async def for_new_room(
+        self, persona_id: int | None, user_id: uuid.UUID
+    ) -> VirtualUsers | None:
+        """The persona a new room gets: the one asked for, else the default.
+
+        The default is the user's preferred persona, else the admins' default,
+        else none (the built-in assistant answers).
+
+        Raises:
+            NotFoundError: The persona asked for is neither an admin's nor the
+                user's own.
+        """
+        if persona_id is None:
+            return await self._default_of(user_id)
+        persona = await self.get_visible(persona_id, user_id)
+        if persona is None:
+            raise NotFoundError(f"Virtual user {persona_id} not found")
+        return persona
+
+    async def answering_in(self, room: ChatRooms) -> VirtualUsers | None:
+        """The persona that answers in ``room``.
+
+        The room's own; for a room without one (its persona was deleted), its
+        creator's preferred persona, else the admins' default; else none.
+        """
+        if room.virtual_user_id is not None:
+            persona = await self.get(room.virtual_user_id)
+            if persona is not None:
+                return persona
+        return await self._default_of(room.created_by)
+
+    async def _default_of(self, user_id: uuid.UUID | None) -> VirtualUsers | None:
+        """The user's preferred persona, else the admins' default, in one query."""
         preferred = (
-            select(VirtualUsers)
-            .join(
-                UserProfiles,
-                col(UserProfiles.default_virtual_user_id) == col(VirtualUsers.id),
-            )
+            select(col(UserProfiles.default_virtual_user_id))
             .where(col(UserProfiles.user_id) == user_id)
+            .scalar_subquery()
         )
-        persona = (await self.session.scalars(preferred)).first()
-        if persona is not None:
-            return persona
-        admin_default = select(VirtualUsers).where(
-            col(VirtualUsers.is_default), col(VirtualUsers.owner_id).is_(None)
+        admin_default = col(VirtualUsers.is_default) & col(VirtualUsers.owner_id).is_(
+            None
         )
-        return (await self.session.scalars(admin_default)).first()
+        statement = (
+            select(VirtualUsers)
+            .where((col(VirtualUsers.id) == preferred) | admin_default)
+            .order_by(admin_default)  # false first: the preferred one wins
+            .limit(1)
+        )
+        return (await self.session.scalars(statement)).first()
 
     async def create(
         self, *, owner_id: uuid.UUID, fields: dict[str, Any]

@@ -4,16 +4,13 @@ Request code runs in :meth:`Database.user_transaction`: the transaction takes th
 ``authenticated`` role with the verified JWT claims in ``request.jwt.claims``, so
 Postgres row-level security enforces what the API checks. Work that must bypass
 RLS (creating ``general_users``, saving the AI's answer, the ingestion worker)
-uses :meth:`Database.service_transaction` or :meth:`Database.service_statement`,
-named so they stand out in review.
+uses :meth:`Database.service_transaction`, named so it stands out in review.
 
-Round trips are what a request pays for most. Connections carry their session
-settings (timeouts, pgvector's HNSW search settings) from the moment they
-open; a pooled connection is not pinged before each use (a user transaction
-that finds its connection dead, because the database restarted, retries once
-on a fresh one); a user transaction begins in one message; and the chat turn's
-statements run as :class:`DriverStatement` (asyncpg without SQLAlchemy's work
-per execution).
+Connections carry their session settings (timeouts, pgvector's HNSW search
+settings) from the moment they open; a pooled connection is not pinged before
+each use (a user transaction that finds its connection dead, because the
+database restarted, retries once on a fresh one); and a user transaction
+begins in one message.
 """
 
 import asyncio
@@ -23,23 +20,19 @@ import struct
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
 import asyncpg
 from pgvector.utils import Vector
-from sqlalchemy import ClauseElement, event, text
-from sqlalchemy.dialects.postgresql.asyncpg import PGDialect_asyncpg
+from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
     create_async_engine,
 )
-from sqlalchemy.sql.compiler import SQLCompiler
-from sqlalchemy.util import greenlet_spawn
 
-from src.infra.connection_gate import ConnectionGate
 from src.infra.embedded_postgres import EmbeddedServer, start_embedded_postgres
 from src.infra.migrations import (
     apply_compat_layer,
@@ -91,69 +84,14 @@ async def idle_driver_connection(session: AsyncSession) -> Any:
     return driver
 
 
-_DRIVER = "asyncpg_connection"
-"""``session.info`` key of the asyncpg connection a :class:`Database` session holds."""
-
-
-async def driver_connection(session: AsyncSession) -> Any:
-    """The asyncpg connection under the session, inside its transaction."""
-    known = session.info.get(_DRIVER)
-    if known is not None:  # the session's own, remembered: no lookup through it
-        return known
-    connection = await session.connection()
-    return (await connection.get_raw_connection()).driver_connection
-
-
-_ASYNCPG_DIALECT = PGDialect_asyncpg()  # type: ignore[no-untyped-call]
-
-
-@dataclass(frozen=True)
-class DriverStatement:
-    """A statement compiled once for asyncpg, run on a session's connection.
-
-    For the chat turn's hot path: SQLAlchemy's work per execution (parameter
-    processing, result wrapping, the ORM session's bookkeeping) costs more
-    API CPU than the statement itself. The statement is still built with
-    SQLAlchemy (or ``text``), in the session's transaction, with its row-level
-    security; rows come back as asyncpg records.
-    """
-
-    sql: str
-    names: tuple[str, ...]
-    defaults: Mapping[str, Any]
-
-    @classmethod
-    def of(cls, statement: ClauseElement) -> "DriverStatement":
-        """Compile ``statement`` (its bind parameters become ``$1``, ``$2``...)."""
-        compiled = cast(SQLCompiler, statement.compile(dialect=_ASYNCPG_DIALECT))
-        defaults = {
-            name: bind.value
-            for bind, name in compiled.bind_names.items()
-            if not bind.required
-        }
-        return cls(compiled.string, tuple(compiled.positiontup or ()), defaults)
-
-    async def fetch(self, session: AsyncSession, params: Mapping[str, Any]) -> Any:
-        """The rows, with ``params`` by bind name (literals need none).
-
-        Objects added to the session are flushed first, as SQLAlchemy's own
-        execution would, so the statement sees them.
-        """
-        if session.new or session.dirty or session.deleted:
-            await session.flush()
-        args = [params[n] if n in params else self.defaults[n] for n in self.names]
-        return await (await driver_connection(session)).fetch(self.sql, *args)
-
-
 async def _close(session: AsyncSession) -> None:
     """Give an autocommit session's connection back to the pool, in this task.
 
     ``async with session`` closes in a task of its own, shielded from
-    cancellation: the caller resumes two turns of the event loop later, and
-    under load (50 users) those cost about 2 ms each while the connection and
-    its gate turn are still held. Closing an autocommit session whose
-    transaction the caller has already ended does no I/O, so there is nothing
-    a cancellation could interrupt halfway.
+    cancellation, and the caller would resume later with the connection still
+    held. Closing an autocommit session whose transaction the caller has
+    already ended does no I/O, so there is nothing a cancellation could
+    interrupt halfway.
     """
     await session.close()
 
@@ -213,17 +151,14 @@ def _rename_query_keys(rest: str, renames: Mapping[str, str]) -> str:
 
 @dataclass
 class Database:
-    """The engine and session factory, built once in the app's lifespan."""
+    """The engine and session factories, built once in the app's lifespan."""
 
     engine: AsyncEngine
     embedded: EmbeddedServer | None = None
     sessionmaker: async_sessionmaker[AsyncSession] = field(init=False)
     autocommit_sessionmaker: async_sessionmaker[AsyncSession] = field(init=False)
-    gate: ConnectionGate = field(init=False)
-    """Every use of a pooled connection takes a turn here (fair, see its module)."""
 
     def __post_init__(self) -> None:
-        self.gate = ConnectionGate.for_engine(self.engine)
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
         self.autocommit_sessionmaker = async_sessionmaker(
             self.engine.execution_options(isolation_level="AUTOCOMMIT"),
@@ -242,18 +177,17 @@ class Database:
         autocommit mode; the block's statements run inside that transaction.
         """
         script = _BEGIN_AS_USER.format(claims=sql_literal(json.dumps(claims)))
-        async with self.gate.turn():
-            session, driver = await self._begin(script)
+        session, driver = await self._begin(script)
+        try:
+            yield session
+            await session.flush()
+            await driver.execute("commit")
+        finally:
             try:
-                yield session
-                await session.flush()
-                await driver.execute("commit")
+                if driver.is_in_transaction():  # the block raised or was cancelled
+                    await _roll_back(session, driver)
             finally:
-                try:
-                    if driver.is_in_transaction():  # the block raised or was cancelled
-                        await _roll_back(session, driver)
-                finally:
-                    await _close(session)
+                await _close(session)
 
     async def _begin(self, script: str) -> tuple[AsyncSession, Any]:
         """A session whose connection has begun a transaction with ``script``.
@@ -274,7 +208,6 @@ class Database:
         try:
             driver = await idle_driver_connection(session)
             await driver.execute(script)
-            session.info[_DRIVER] = driver
         except BaseException:
             await session.close()
             raise
@@ -283,69 +216,12 @@ class Database:
     @asynccontextmanager
     async def service_transaction(self) -> AsyncIterator[AsyncSession]:
         """A transaction as the connecting role: bypasses row-level security."""
-        async with (
-            self.gate.turn(),
-            self.sessionmaker() as session,
-            session.begin(),
-        ):
+        async with self.sessionmaker() as session, session.begin():
             yield session
-
-    @asynccontextmanager
-    async def statement(self) -> AsyncIterator[AsyncSession]:
-        """One statement as the connecting role, committed on its own.
-
-        One round trip, where a transaction costs at least three (``BEGIN``,
-        the statement, ``COMMIT``). For a database function that takes the
-        caller's role itself (``post_chat_turn``): the role and claims it sets
-        last until the statement commits.
-        """
-        async with self.gate.turn(), self._autocommit() as session:
-            yield session
-
-    @asynccontextmanager
-    async def service_statement(self) -> AsyncIterator[AsyncSession]:
-        """One statement as the connecting role, committed on its own.
-
-        For a single write that needs no transaction around it, like
-        :meth:`statement`. Bypasses row-level security, like
-        :meth:`service_transaction`. It finishes work (a turn's answer), so it
-        is served before new work.
-        """
-        async with self.gate.turn(urgent=True), self._autocommit() as session:
-            yield session
-
-    @asynccontextmanager
-    async def _autocommit(self) -> AsyncIterator[AsyncSession]:
-        """A session for :class:`DriverStatement` on an idle pooled connection.
-
-        Straight from the pool, without SQLAlchemy's connection and session
-        machinery around it (0.02 ms instead of 0.11 ms of CPU for each use,
-        twice per chat turn): the session is unbound and only carries the
-        driver connection, so ``session.execute`` fails loudly instead of
-        opening a second connection behind the gate's back.
-
-        A pooled connection the server has closed since (a restart) shows as
-        closed without a round trip: then the pool is replaced and a fresh
-        connection used, so the first request after a restart succeeds.
-        """
-        pooled = await self.engine.raw_connection()
-        try:
-            driver: Any = pooled.driver_connection
-            if driver.is_closed():
-                await greenlet_spawn(pooled.invalidate)
-                await self.engine.dispose(close=False)
-                pooled = await self.engine.raw_connection()
-                driver = pooled.driver_connection
-            if driver.is_in_transaction():  # left by a cancelled request
-                await driver.execute("rollback")
-            session = AsyncSession(info={_DRIVER: driver})
-            yield session
-        finally:
-            await greenlet_spawn(pooled.close)  # back to the pool
 
     async def ping(self) -> None:
         """Run ``select 1``; raises when the database cannot be reached."""
-        async with self.gate.turn(), self.engine.connect() as conn:
+        async with self.engine.connect() as conn:
             await conn.execute(text("select 1"))
 
     async def dispose(self) -> None:

@@ -166,5 +166,5 @@ class RateLimiters:
 
 
 def rate_limiters(app: Starlette) -> RateLimiters:
-    """The limiters :func:`src.infra.runtime.runtime` put on the app's state."""
+    """The limiters :func:`src.runtime.runtime` put on the app's state."""
     return cast(RateLimiters, app.state.rate_limiters)

@@ -21,6 +21,7 @@ from src.domain.entity.chat import (
     Sender,
     Source,
 )
+from src.domain.entity.models import ChatRooms
 from src.domain.entity.user import CurrentUser
 from src.domain.errors import (
     ConflictError,
@@ -88,17 +89,31 @@ def message_out(message: MessageView) -> MessageOut:
     )
 
 
-async def check_room_quota(
-    rooms: ChatRoomGateway, user_id: uuid.UUID, settings: Settings
-) -> None:
-    """Refuse a new room past ``MAX_ROOMS_PER_USER``.
+async def open_room(  # noqa: PLR0913 - keyword-only, what a new room takes
+    *,
+    rooms: ChatRoomGateway,
+    personas: VirtualUserGateway,
+    owner_id: uuid.UUID,
+    title: str,
+    persona_id: int | None,
+    settings: Settings,
+) -> ChatRooms:
+    """A new room owned by ``owner_id``, with its persona (see ``for_new_room``).
 
     Raises:
-        UnprocessableError: The user owns as many rooms as allowed.
+        UnprocessableError: The user owns as many rooms as allowed
+            (``MAX_ROOMS_PER_USER``).
+        NotFoundError: The persona asked for is not one the user may pick.
     """
     limit = settings.max_rooms_per_user
-    if await rooms.count_owned(user_id) >= limit:
+    if await rooms.count_owned(owner_id) >= limit:
         raise UnprocessableError(f"You have reached the limit of {limit} rooms")
+    persona = await personas.for_new_room(persona_id, owner_id)
+    return await rooms.create(
+        title=title,
+        owner_id=owner_id,
+        virtual_user_id=persona.id if persona is not None else None,
+    )
 
 
 class ChatRoomUseCase:
@@ -126,10 +141,13 @@ class ChatRoomUseCase:
 
     async def create(self, body: RoomCreate) -> RoomOut:
         """A new room owned by the caller."""
-        await check_room_quota(self.rooms, self.user.id, self.settings)
-        persona_id = await self._persona_for_new_room(body.virtual_user_id)
-        room = await self.rooms.create(
-            title=body.title, owner_id=self.user.id, virtual_user_id=persona_id
+        room = await open_room(
+            rooms=self.rooms,
+            personas=self.personas,
+            owner_id=self.user.id,
+            title=body.title,
+            persona_id=body.virtual_user_id,
+            settings=self.settings,
         )
         return await self.get(room.id)
 
@@ -143,7 +161,7 @@ class ChatRoomUseCase:
         await self._owned_room(room_id, "rename or change")
         changes = body.changes()
         if changes.get("virtual_user_id") is not None:
-            await self._persona_for_new_room(changes["virtual_user_id"])
+            await self.personas.for_new_room(changes["virtual_user_id"], self.user.id)
         if changes:
             await self.rooms.update(room_id, changes)
         return await self.get(room_id)
@@ -192,11 +210,3 @@ class ChatRoomUseCase:
         if view.room.created_by != self.user.id:
             raise ForbiddenError(f"Only the room's owner can {action} this room")
         return view
-
-    async def _persona_for_new_room(self, persona_id: int | None) -> int | None:
-        if persona_id is None:
-            default = await self.personas.default_for(self.user.id)
-            return default.id if default is not None else None
-        if await self.personas.get_visible(persona_id, self.user.id) is None:
-            raise NotFoundError(f"Virtual user {persona_id} not found")
-        return persona_id

@@ -1,71 +1,66 @@
 """ChatUseCase: one chat turn, from the user's message to the saved AI answer.
 
-A turn runs in one statement as the user (row-level security applies) and one
-statement as the service, with the model calls outside both:
+The turn, in the order :meth:`ChatUseCase.execute` runs it:
 
-1. embed the question, holding no database connection;
-2. check membership, save the user message, read the recent history and
-   retrieve knowledge (the user's own, shared and the room's documents):
-   one call of ``public.post_chat_turns``, which takes the user's role and
-   claims itself, so one round trip, through the ``TurnPoster``, which sends
-   the turns waiting together in one call (a room's first turn creates it in
-   a user transaction instead). Committed, so the user message is kept
-   whatever happens to generation;
-3. generate, holding no database connection (a model call takes seconds);
-4. save the AI message with its sources, model, usage and latency, as the
-   service (members may not write AI messages themselves): through the
-   ``AnswerWriter``, which saves the answers of turns finishing together with
-   one statement.
+1. **The caller** is verified and has their ``general_users`` row before the
+   turn starts (``CurrentUserGateway``, through the ``CurrentUserDep``
+   dependency); the use case gets them as ``user``.
+2. **Embed the question** (``EmbeddingsGateway``), holding no database
+   connection.
+3. **Ask**, in one short transaction as the caller (row-level security
+   applies): the room, joined or created (``ChatRoomGateway``); the persona
+   answering in it (``VirtualUserGateway.answering_in``, the one place that
+   decides it); the history and the question, saved (``MessageGateway``);
+   the knowledge for it (``EmbeddingsGateway``: the hybrid search). Committed,
+   so the question is kept whatever happens to generation.
+4. **Generate** (``LLMGateway``: LangChain with OpenAI or the offline model),
+   holding no database connection: a model call takes seconds.
+5. **Answer**: save the AI message with its sources, model, usage and latency
+   in one short service transaction (``MessageGateway.save_answer``): members
+   may not write AI messages, and step 3 proved this user's membership.
 
-When the embedding provider fails, step 2 still saves the user message and the
+When the embedding provider fails, step 3 still saves the question and the
 turn then fails with the provider's error (502/504), as a failed generation
-does. Steps 3-4 are one LangSmith trace (when tracing is on) with the room,
-message, user and persona as metadata and the retrieval as a child run.
-
-A failed or interrupted generation stores no AI message: the user sees their own
-message in the history and an error, never a silent partial answer. That holds
-for a server shutdown too (``chat_controller``: a turn that outlives the
-shutdown grace period is answered 503, or its stream ends with an ``error``
-event).
+does. A failed or interrupted generation stores no AI message: the user sees
+their question in the history and an error, never a silent partial answer.
+Steps 4-5 are one LangSmith trace when tracing is on.
 """
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from langchain_core.messages import BaseMessage
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from src.domain.entity.chat import ChatRequest, ChatResponse, Source, hundredths
 from src.domain.entity.knowledge import Retrieval, RetrievedChunk
-from src.domain.entity.models import VirtualUsers
+from src.domain.entity.models import ChatRooms, VirtualUsers
 from src.domain.entity.user import CurrentUser
-from src.domain.errors import DomainError, NotFoundError, UnprocessableError
-from src.domain.service.prompt_builder import HistoryMessage, build_chat_messages
-from src.gateway.chat_room_gateway import ChatRoomGateway, TurnRoom
-from src.gateway.embeddings_gateway import hybrid_search, search_arguments
-from src.gateway.llm_gateway import Generation, LLMGateway
-from src.gateway.message_gateway import (
-    Answer,
-    HistoryEntry,
-    MessageGateway,
-    UserTurn,
+from src.domain.errors import DomainError, UnprocessableError
+from src.domain.service.prompt_builder import (
+    HISTORY_MESSAGES,
+    HistoryMessage,
+    build_chat_messages,
 )
+from src.gateway.chat_room_gateway import ChatRoomGateway
+from src.gateway.embeddings_gateway import EmbeddingsGateway
+from src.gateway.llm_gateway import Generation, LLMGateway, TraceRun
+from src.gateway.message_gateway import Answer, HistoryEntry, MessageGateway
 from src.gateway.virtual_user_gateway import VirtualUserGateway
-from src.infra.ai_providers import AIProviders
-from src.infra.answer_writer import AnswerWriter
-from src.infra.db_client import Database
-from src.infra.tracing import TraceRun
-from src.infra.turn_poster import TurnPoster
 from src.settings import Settings
-from src.usecase.chat_room_usecase import check_room_quota
+from src.usecase.chat_room_usecase import open_room
 
 ROOM_TITLE_CHARS = 60
 FALLBACK_SYSTEM_PROMPT = (
     "You are a helpful assistant. Answer from the provided context and cite "
     "sources as [n]; say so when the context does not contain the answer."
 )
+
+Transaction = Callable[[], AbstractAsyncContextManager[AsyncSession]]
+"""Opens a transaction; it commits when its block ends, rolls back on error."""
 
 
 @dataclass(frozen=True)
@@ -81,65 +76,33 @@ class Persona:
 
     @classmethod
     def of(cls, row: VirtualUsers | None) -> "Persona":
-        """The persona of a row, or the built-in fallback when there is none."""
+        """The persona of a row, or the built-in assistant when there is none."""
         if row is None:
-            return cls.fallback()
+            return cls(None, "Assistant", FALLBACK_SYSTEM_PROMPT, None, None, None)
+        temperature = None if row.temperature is None else hundredths(row.temperature)
         return cls(
             row.id,
             row.name,
             row.system_prompt,
             row.model,
-            _hundredths(row.temperature),
+            temperature,
             row.max_tokens,
         )
 
-    @classmethod
-    def answering_in(cls, room: TurnRoom) -> "Persona":
-        """The persona a room's lookup found, or the built-in fallback."""
-        if room.persona_id is None or room.persona_name is None:
-            return cls.fallback()
-        return cls(
-            room.persona_id,
-            room.persona_name,
-            room.system_prompt or "",
-            room.model,
-            _hundredths(room.temperature),
-            room.max_tokens,
-        )
-
-    @classmethod
-    def fallback(cls) -> "Persona":
-        """The built-in assistant, when no persona applies."""
-        return cls(None, "Assistant", FALLBACK_SYSTEM_PROMPT, None, None, None)
-
-
-def _hundredths(temperature: float | None) -> float | None:
-    return None if temperature is None else hundredths(temperature)
-
 
 @dataclass(frozen=True)
-class SavedQuestion:
-    """The user's message saved in its room: who answers, history, knowledge."""
+class Question:
+    """The user's message with its embedding, or the provider's error."""
 
-    room_id: int
-    persona: Persona
-    message_id: int
-    history: list[HistoryEntry]
-    sources: list[RetrievedChunk]
-
-
-@dataclass(frozen=True)
-class EmbeddedQuestion:
-    """The question's embedding, or the provider's error in computing it."""
-
-    started_at: datetime
-    vector: list[float] | None
+    text: str
+    embedding: list[float] | None
+    embedded_at: datetime
     error: DomainError | None = None
 
 
 @dataclass(frozen=True)
-class PreparedTurn:
-    """A turn whose user message is committed with its retrieval done."""
+class Turn:
+    """A question saved in its room, with what answering it needs."""
 
     chat_room_id: int
     user_message_id: int
@@ -199,25 +162,33 @@ class ChatUseCase:
     def __init__(  # noqa: PLR0913 - keyword-only, what a turn uses
         self,
         *,
-        database: Database,
         user: CurrentUser,
-        ai: AIProviders,
+        as_caller: Transaction,
+        as_service: Transaction,
+        knowledge: EmbeddingsGateway,
         llm: LLMGateway,
-        turns: TurnPoster,
-        answers: AnswerWriter,
         settings: Settings,
     ) -> None:
-        self.database = database
+        """Take the caller, their transactions, the gateways and the settings.
+
+        Args:
+            user: The verified caller.
+            as_caller: Opens a transaction as the caller (row-level security).
+            as_service: Opens a transaction as the service (bypasses it).
+            knowledge: Query embeddings and the hybrid search.
+            llm: Generation (and the turn's trace).
+            settings: The app's settings.
+        """
         self.user = user
-        self.ai = ai
+        self.as_caller = as_caller
+        self.as_service = as_service
+        self.knowledge = knowledge
         self.llm = llm
-        self.turns = turns
-        self.answers = answers
         self.settings = settings
 
     async def execute(self, request: ChatRequest) -> ChatResponse:
         """Run a whole turn and return the saved answer with its sources."""
-        turn = await self.prepare(request)
+        turn = await self.ask(request)
         async with self._trace(turn) as run:
             run.add_retrieval(turn.retrieval)
             sources = turn.sources()
@@ -239,8 +210,8 @@ class ChatUseCase:
             sources=cited,
         )
 
-    async def prepare(self, request: ChatRequest) -> PreparedTurn:
-        """Save the user message in its room and retrieve, committed together.
+    async def ask(self, request: ChatRequest) -> Turn:
+        """Save the question in its room and retrieve for it, committed together.
 
         Raises:
             NotFoundError: The room or persona is not one the user may use.
@@ -250,28 +221,37 @@ class ChatUseCase:
         """
         self._check_length(request.message)
         question = await self._embed(request.message)
-        if request.chat_room_id is None:
-            saved = await self._start_room(request, question)
-        else:
-            saved = await self._post_in_room(request.chat_room_id, request, question)
-        return PreparedTurn(
-            chat_room_id=saved.room_id,
-            user_message_id=saved.message_id,
+        async with self.as_caller() as session:
+            room = await self._room(session, request)
+            persona = await VirtualUserGateway(session).answering_in(room)
+            messages = MessageGateway(session)
+            history = await messages.history(
+                room.id, before=None, limit=HISTORY_MESSAGES
+            )
+            message_id = await messages.save_question(
+                chat_room_id=room.id,
+                sender_user_id=self.user.id,
+                content=request.message,
+            )
+            sources = await self._retrieve(session, question, room.id)
+        return Turn(
+            chat_room_id=room.id,
+            user_message_id=message_id,
             question=request.message,
-            persona=saved.persona,
-            history=to_history(saved.history),
+            persona=Persona.of(persona),
+            history=to_history(history),
             retrieval=Retrieval(
                 query=request.message,
                 k=self.settings.retrieval_k,
-                started_at=question.started_at,
+                started_at=question.embedded_at,
                 ended_at=datetime.now(UTC),
-                sources=saved.sources,
+                sources=sources,
                 error=question.error,
             ),
         )
 
-    async def stream(self, turn: PreparedTurn) -> AsyncIterator[ChatEvent]:
-        """Answer a prepared turn as events: meta, sources, tokens, done.
+    async def stream(self, turn: Turn) -> AsyncIterator[ChatEvent]:
+        """Answer an asked turn as events: meta, sources, tokens, done.
 
         A provider failure raises after the tokens sent so far; the AI message
         is saved only when generation completed.
@@ -314,8 +294,57 @@ class ChatUseCase:
             },
         )
 
-    def _trace(self, turn: PreparedTurn) -> AbstractAsyncContextManager[TraceRun]:
-        return self.ai.tracing.chat_trace(
+    async def _room(self, session: AsyncSession, request: ChatRequest) -> ChatRooms:
+        """The room the question goes to: the caller's, or a new one.
+
+        Raises:
+            NotFoundError: The room does not exist for the caller, or the
+                persona asked for a new room is not one they may pick.
+            UnprocessableError: The room has another persona than the one
+                asked for, or the room quota is reached.
+        """
+        rooms = ChatRoomGateway(session)
+        if request.chat_room_id is None:
+            return await open_room(
+                rooms=rooms,
+                personas=VirtualUserGateway(session),
+                owner_id=self.user.id,
+                title=room_title(request.message),
+                persona_id=request.virtual_user_id,
+                settings=self.settings,
+            )
+        room = await rooms.joined(request.chat_room_id, self.user.id)
+        asked = request.virtual_user_id
+        if asked is not None and asked != room.virtual_user_id:
+            raise UnprocessableError(
+                "virtual_user_id: this room already has its persona; change it with "
+                f"PATCH /api/chat-rooms/{room.id}"
+            )
+        return room
+
+    async def _embed(self, text: str) -> Question:
+        started_at = datetime.now(UTC)
+        try:
+            embedding = await self.knowledge.embed(text)
+        except DomainError as exc:  # the turn fails after saving the question
+            return Question(text, None, started_at, exc)
+        return Question(text, embedding, started_at)
+
+    async def _retrieve(
+        self, session: AsyncSession, question: Question, chat_room_id: int
+    ) -> list[RetrievedChunk]:
+        if question.embedding is None:
+            return []
+        return await self.knowledge.search_with_embedding(
+            session,
+            query=question.text,
+            embedding=question.embedding,
+            k=self.settings.retrieval_k,
+            chat_room_id=chat_room_id,
+        )
+
+    def _trace(self, turn: Turn) -> AbstractAsyncContextManager[TraceRun]:
+        return self.llm.trace(
             metadata={
                 "room_id": turn.chat_room_id,
                 "message_id": turn.user_message_id,
@@ -326,32 +355,7 @@ class ChatUseCase:
             inputs={"question": turn.question},
         )
 
-    async def _embed(self, question: str) -> EmbeddedQuestion:
-        started_at = datetime.now(UTC)
-        try:
-            vector = await self.ai.embeddings.aembed_query(question)
-        except DomainError as exc:  # the turn fails after saving the message
-            return EmbeddedQuestion(started_at, None, exc)
-        return EmbeddedQuestion(started_at, vector)
-
-    def _search(
-        self, query: str, question: EmbeddedQuestion, chat_room_id: int
-    ) -> dict[str, Any] | None:
-        """The hybrid search's arguments; None when the embedding failed."""
-        if question.vector is None:
-            return None
-        return search_arguments(
-            self.settings,
-            query=query,
-            embedding=question.vector,
-            model=self.ai.embedding_model_name,
-            k=self.settings.retrieval_k,
-            chat_room_id=chat_room_id,
-        )
-
-    def _prompt(
-        self, turn: PreparedTurn, sources: list[RetrievedChunk]
-    ) -> list[BaseMessage]:
+    def _prompt(self, turn: Turn, sources: list[RetrievedChunk]) -> list[BaseMessage]:
         return build_chat_messages(
             system_prompt=turn.persona.system_prompt,
             question=turn.question,
@@ -365,97 +369,21 @@ class ChatUseCase:
         if len(message) > limit:
             raise UnprocessableError(f"message: at most {limit} characters allowed")
 
-    async def _post_in_room(
-        self, room_id: int, request: ChatRequest, question: EmbeddedQuestion
-    ) -> SavedQuestion:
-        """The turn in an existing room: one call, as the user (RLS applies).
-
-        Through the ``TurnPoster``, which saves the turns waiting together.
-        """
-        posted = await self.turns.post(
-            UserTurn(
-                claims=self.user.claims,
-                chat_room_id=room_id,
-                content=request.message,
-                virtual_user_id=request.virtual_user_id,
-                embedding=question.vector,
-            )
-        )
-        if posted is None:
-            raise NotFoundError(f"Chat room {room_id} not found")
-        if posted.id is None:  # nothing was saved
-            raise UnprocessableError(
-                "virtual_user_id: this room already has its persona; change it with "
-                f"PATCH /api/chat-rooms/{room_id}"
-            )
-        return SavedQuestion(
-            room_id,
-            Persona.answering_in(posted.room),
-            posted.id,
-            posted.history,
-            posted.sources,
-        )
-
-    async def _start_room(
-        self, request: ChatRequest, question: EmbeddedQuestion
-    ) -> SavedQuestion:
-        """The first turn: create the room, save the message, retrieve."""
-        async with self.database.user_transaction(self.user.claims) as session:
-            room_id, persona = await self._new_room(
-                ChatRoomGateway(session), VirtualUserGateway(session), request
-            )
-            message_id = await MessageGateway(session).create(
-                chat_room_id=room_id,
-                role="user",
-                content=request.message,
-                sender_user_id=self.user.id,
-            )
-            search = self._search(request.message, question, room_id)
-            sources = [] if search is None else await hybrid_search(session, search)
-        return SavedQuestion(room_id, persona, message_id, [], sources)
-
-    async def _new_room(
-        self,
-        rooms: ChatRoomGateway,
-        personas: VirtualUserGateway,
-        request: ChatRequest,
-    ) -> tuple[int, Persona]:
-        await check_room_quota(rooms, self.user.id, self.settings)
-        if request.virtual_user_id is not None:
-            row = await personas.get_visible(request.virtual_user_id, self.user.id)
-            if row is None:
-                raise NotFoundError(f"Virtual user {request.virtual_user_id} not found")
-        else:
-            row = await personas.default_for(self.user.id)
-        room = await rooms.create(
-            title=room_title(request.message),
-            owner_id=self.user.id,
-            virtual_user_id=row.id if row is not None else None,
-        )
-        return room.id, Persona.of(row)
-
     async def _save_answer(
-        self,
-        turn: PreparedTurn,
-        cited: list[Source],
-        generation: Generation,
+        self, turn: Turn, cited: list[Source], generation: Generation
     ) -> int:
-        metadata = {
-            "sources": [s.model_dump() for s in cited],
-            "model": generation.model,
-            "usage": generation.usage,
-            "latency_ms": generation.latency_ms,
-            "persona": {"id": turn.persona.id, "name": turn.persona.name},
-            "reply_to": turn.user_message_id,
-        }
-        # Written by the service (AnswerWriter): members may not post AI
-        # messages (RLS), and the prepared turn already proved this user's
-        # membership of the room.
-        return await self.answers.save(
-            Answer(
-                chat_room_id=turn.chat_room_id,
-                content=generation.text,
-                sender_virtual_user_id=turn.persona.id,
-                metadata=metadata,
-            )
+        answer = Answer(
+            chat_room_id=turn.chat_room_id,
+            content=generation.text,
+            sender_virtual_user_id=turn.persona.id,
+            metadata={
+                "sources": [s.model_dump() for s in cited],
+                "model": generation.model,
+                "usage": generation.usage,
+                "latency_ms": generation.latency_ms,
+                "persona": {"id": turn.persona.id, "name": turn.persona.name},
+                "reply_to": turn.user_message_id,
+            },
         )
+        async with self.as_service() as session:
+            return await MessageGateway(session).save_answer(answer)

@@ -1,5 +1,7 @@
 """``POST /api/search``: the hybrid retrieval the chat uses, for clients."""
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from src.domain.entity.document import SearchHit, SearchRequest, SearchResponse
 from src.domain.errors import NotFoundError, UnprocessableError
 from src.gateway.document_gateway import DocumentGateway
@@ -13,10 +15,12 @@ class SearchUseCase:
     def __init__(
         self,
         *,
+        session: AsyncSession,
         retrieval: EmbeddingsGateway,
         documents: DocumentGateway,
         settings: Settings,
     ) -> None:
+        self._session = session
         self._retrieval = retrieval
         self._documents = documents
         self._settings = settings
@@ -39,7 +43,7 @@ class SearchUseCase:
         if room_id is not None and not await self._documents.is_room_member(room_id):
             raise NotFoundError("chat room not found")
         chunks = await self._retrieval.search(
-            query=request.query, k=k, chat_room_id=room_id
+            self._session, query=request.query, k=k, chat_room_id=room_id
         )
         return SearchResponse(
             hits=[

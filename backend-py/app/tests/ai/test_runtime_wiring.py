@@ -11,7 +11,7 @@ from src.controller.dependencies import LLMGatewayDep
 from src.domain.service.prompt_builder import build_chat_messages
 from src.infra.ai_providers import AIProviders
 from src.infra.db_client import Database
-from src.infra.runtime import runtime
+from src.runtime import runtime
 from src.settings import Settings
 from tests.ai.conftest import API_KEY
 from tests.conftest import make_settings

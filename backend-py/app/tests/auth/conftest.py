@@ -11,7 +11,7 @@ from src.app import create_app
 from src.cli.token import LOCAL_SUPABASE_ISSUER
 from src.infra.ai_providers import AIProviders
 from src.infra.db_client import Database
-from src.infra.runtime import runtime
+from src.runtime import runtime
 from src.settings import Settings
 from tests.auth.jwks import JwksServer, SigningKey, serve_jwks
 from tests.conftest import make_settings

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from src.app import create_app
 from src.infra.ai_providers import AIProviders
 from src.infra.db_client import Database
-from src.infra.runtime import runtime
+from src.runtime import runtime
 from tests.auth.cases import BAD_TOKEN_DESCRIPTIONS, bad_tokens
 from tests.auth.conftest import jwks_settings
 from tests.auth.jwks import JwksServer, SigningKey, claims_for

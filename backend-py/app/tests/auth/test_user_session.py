@@ -25,7 +25,7 @@ from src.domain.entity.user import CurrentUser
 from src.domain.errors import ConflictError
 from src.infra.ai_providers import AIProviders
 from src.infra.db_client import Database
-from src.infra.runtime import runtime
+from src.runtime import runtime
 from src.settings import Settings
 from tests.factories import auth_headers, create_room, create_user, mint_token
 

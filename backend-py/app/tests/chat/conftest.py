@@ -1,7 +1,9 @@
 """Chat test helpers: fake LLM gateways for failure paths, personas, documents."""
 
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
+from functools import partial
 from typing import Any
 
 import httpx
@@ -12,15 +14,16 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from src.controller.dependencies import get_llm_gateway
+from src.domain.entity.user import CurrentUser
 from src.domain.errors import DomainError
-from src.gateway.llm_gateway import Generation, StreamEvent, TokenUsage
-from src.gateway.message_gateway import UserTurn
+from src.gateway.embeddings_gateway import EmbeddingsGateway
+from src.gateway.llm_gateway import Generation, StreamEvent, TokenUsage, TraceRun
 from src.infra.ai_providers import AIProviders
-from src.infra.answer_writer import AnswerWriter
 from src.infra.db_client import Database
 from src.infra.ingestion_worker import IngestionWorker
-from src.infra.turn_poster import TurnPoster
+from src.infra.tracing import Tracing
 from src.settings import Settings
+from src.usecase.chat_usecase import ChatUseCase
 from tests.factories import auth_headers, create_user, mint_token
 
 
@@ -55,6 +58,12 @@ class ScriptedLLM:
             raise self.error
         return self._generation()
 
+    def trace(
+        self, *, metadata: Mapping[str, Any], inputs: Mapping[str, Any]
+    ) -> AbstractAsyncContextManager[TraceRun]:
+        """No tracing, as with LangSmith off."""
+        return Tracing(None, project="").chat_trace(metadata=metadata, inputs=inputs)
+
     async def stream(
         self, messages: Sequence[BaseMessage], **options: Any
     ) -> AsyncIterator[StreamEvent]:
@@ -67,40 +76,29 @@ class ScriptedLLM:
         yield StreamEvent(generation=self._generation())
 
 
-def user_turn(
-    user: uuid.UUID,
-    room_id: int,
-    content: str,
-    embedding: list[float] | None = None,
-) -> UserTurn:
-    """A turn of ``user`` in a room, as the chat use case hands it on."""
-    return UserTurn(
-        claims={"sub": str(user), "role": "authenticated"},
-        chat_room_id=room_id,
-        content=content,
-        virtual_user_id=None,
-        embedding=embedding,
+def chat_use_case(
+    *,
+    database: Database,
+    user_id: uuid.UUID,
+    ai: AIProviders,
+    settings: Settings,
+    llm: ScriptedLLM | None = None,
+) -> ChatUseCase:
+    """The chat use case for ``user_id``, wired as the controller wires it."""
+    caller = CurrentUser(
+        id=user_id,
+        email=None,
+        role="authenticated",
+        claims={"sub": str(user_id), "role": "authenticated"},
     )
-
-
-@pytest.fixture
-async def answer_writer(database: Database) -> AsyncIterator[AnswerWriter]:
-    """The chat's answer writer on the test database, closed after the test."""
-    writer = AnswerWriter(database)
-    yield writer
-    await writer.aclose()
-
-
-@pytest.fixture
-async def turn_poster(
-    database: Database, settings: Settings, ai_providers: AIProviders
-) -> AsyncIterator[TurnPoster]:
-    """The chat's turn poster on the test database, closed after the test."""
-    poster = TurnPoster.from_settings(
-        database, settings, embedding_model=ai_providers.embedding_model_name
+    return ChatUseCase(
+        user=caller,
+        as_caller=partial(database.user_transaction, caller.claims),
+        as_service=database.service_transaction,
+        knowledge=EmbeddingsGateway(ai.embeddings, ai.embedding_model_name, settings),
+        llm=llm or ScriptedLLM(),  # type: ignore[arg-type]
+        settings=settings,
     )
-    yield poster
-    await poster.aclose()
 
 
 @pytest.fixture

@@ -13,8 +13,8 @@ from fastapi import FastAPI
 from src.app import create_app
 from src.infra.ai_providers import AIProviders
 from src.infra.db_client import Database
-from src.infra.runtime import runtime
 from src.infra.tracing import Tracing
+from src.runtime import runtime
 from src.settings import Settings
 from tests.factories import auth_headers, mint_token
 from tests.support.langsmith_recorder import LangSmithRecorder

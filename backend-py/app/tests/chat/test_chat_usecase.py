@@ -1,6 +1,5 @@
 """ChatUseCase on its own: a real database, fakes only at the LLM edge."""
 
-import dataclasses
 import uuid
 
 import pytest
@@ -9,29 +8,18 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from src.domain.entity.chat import ChatRequest
-from src.domain.entity.user import CurrentUser
 from src.domain.errors import (
     LLMProviderError,
     LLMTimeoutError,
     NotFoundError,
     UnprocessableError,
 )
+from src.gateway.embeddings_gateway import EmbeddingsGateway
 from src.infra.ai_providers import AIProviders
-from src.infra.answer_writer import AnswerWriter
 from src.infra.db_client import Database
-from src.infra.turn_poster import TurnPoster
 from src.settings import Settings
 from src.usecase.chat_usecase import ChatUseCase, room_title
-from tests.chat.conftest import ScriptedLLM, add_shared_document
-
-
-def as_user(user_id: uuid.UUID) -> CurrentUser:
-    return CurrentUser(
-        id=user_id,
-        email=None,
-        role="authenticated",
-        claims={"sub": str(user_id), "role": "authenticated"},
-    )
+from tests.chat.conftest import ScriptedLLM, add_shared_document, chat_use_case
 
 
 @pytest.fixture
@@ -45,18 +33,10 @@ def use_case(
     user: uuid.UUID,
     ai_providers: AIProviders,
     llm: ScriptedLLM,
-    turn_poster: TurnPoster,
-    answer_writer: AnswerWriter,
     settings: Settings,
 ) -> ChatUseCase:
-    return ChatUseCase(
-        database=database,
-        user=as_user(user),
-        ai=ai_providers,
-        llm=llm,  # type: ignore[arg-type]
-        turns=turn_poster,
-        answers=answer_writer,
-        settings=settings,
+    return chat_use_case(
+        database=database, user_id=user, ai=ai_providers, settings=settings, llm=llm
     )
 
 
@@ -94,7 +74,7 @@ async def test_the_prompt_has_the_persona_history_and_question_last(
 async def test_stream_yields_meta_sources_tokens_done(
     use_case: ChatUseCase,
 ) -> None:
-    turn = await use_case.prepare(ChatRequest(message="Stream it"))
+    turn = await use_case.ask(ChatRequest(message="Stream it"))
     events = [event async for event in use_case.stream(turn)]
     assert [e.event for e in events] == ["meta", "sources", "token", "token", "done"]
     assert events[-1].data["ai_response"] == "Forty-two"
@@ -123,9 +103,9 @@ class DownEmbeddings(Embeddings):
 
 @pytest.fixture
 def use_case_without_embeddings(
-    use_case: ChatUseCase, ai_providers: AIProviders
+    use_case: ChatUseCase, settings: Settings
 ) -> ChatUseCase:
-    use_case.ai = dataclasses.replace(ai_providers, embeddings=DownEmbeddings())
+    use_case.knowledge = EmbeddingsGateway(DownEmbeddings(), "down", settings)
     return use_case
 
 
@@ -144,7 +124,7 @@ async def test_a_failed_embedding_keeps_the_user_message_and_fails_the_turn(
 async def test_a_failed_embedding_ends_the_stream_after_meta(
     use_case_without_embeddings: ChatUseCase, connection: AsyncConnection
 ) -> None:
-    turn = await use_case_without_embeddings.prepare(ChatRequest(message="Hi"))
+    turn = await use_case_without_embeddings.ask(ChatRequest(message="Hi"))
     assert turn.retrieval.error is not None
     events = use_case_without_embeddings.stream(turn)
     first = await anext(events)
@@ -155,7 +135,7 @@ async def test_a_failed_embedding_ends_the_stream_after_meta(
     assert roles.scalars().all() == ["user"]
 
 
-async def test_prepare_saves_the_message_and_retrieves_its_sources(
+async def test_ask_saves_the_message_and_retrieves_its_sources(
     use_case: ChatUseCase,
     connection: AsyncConnection,
     database: Database,
@@ -170,7 +150,7 @@ async def test_prepare_saves_the_message_and_retrieves_its_sources(
         title="Router manual",
         content="Reset the router by holding the pinhole button for ten seconds.",
     )
-    turn = await use_case.prepare(ChatRequest(message="How do I reset the router?"))
+    turn = await use_case.ask(ChatRequest(message="How do I reset the router?"))
     retrieval = turn.retrieval
     assert retrieval.query == "How do I reset the router?"
     assert retrieval.error is None
@@ -184,10 +164,10 @@ async def test_an_unknown_room_and_an_overlong_message_are_refused(
     use_case: ChatUseCase, settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     with pytest.raises(NotFoundError):
-        await use_case.prepare(ChatRequest(message="hi", chat_room_id=424242))
+        await use_case.ask(ChatRequest(message="hi", chat_room_id=424242))
     monkeypatch.setattr(settings, "max_message_chars", 3)
     with pytest.raises(UnprocessableError):
-        await use_case.prepare(ChatRequest(message="four"))
+        await use_case.ask(ChatRequest(message="four"))
 
 
 @pytest.mark.parametrize(

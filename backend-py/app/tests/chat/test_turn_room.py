@@ -1,21 +1,18 @@
-"""MessageGateway.post_turns: the room, its answering persona and the message."""
+"""ChatUseCase.ask: the room, its answering persona, the history and the question."""
 
 import uuid
-from collections.abc import Mapping
-from typing import Any
 
 import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from src.domain.errors import NotFoundError
-from src.gateway.chat_room_gateway import TurnRoom
-from src.gateway.embeddings_gateway import search_settings
-from src.gateway.message_gateway import MessageGateway, PostedMessage, UserTurn
+from src.domain.entity.chat import ChatRequest
+from src.domain.errors import NotFoundError, UnprocessableError
 from src.infra.ai_providers import AIProviders
 from src.infra.db_client import Database
 from src.settings import Settings
-from tests.chat.conftest import add_shared_document, user_turn
+from src.usecase.chat_usecase import Turn
+from tests.chat.conftest import add_shared_document, chat_use_case
 from tests.factories import create_user
 
 
@@ -52,14 +49,20 @@ async def insert_room(
         {"owner": owner, "persona": persona},
     )
     room_id = int(room.scalar_one())
+    await join(connection, room_id, owner, "owner")
+    return room_id
+
+
+async def join(
+    connection: AsyncConnection, room_id: int, user: uuid.UUID, role: str = "member"
+) -> None:
     await connection.execute(
         text(
             "insert into user_chats (chat_room_id, user_id, role) "
-            "values (:room, :owner, 'owner')"
+            "values (:room, :user, :role)"
         ),
-        {"room": room_id, "owner": owner},
+        {"room": room_id, "user": user, "role": role},
     )
-    return room_id
 
 
 async def prefer(connection: AsyncConnection, user: uuid.UUID, persona: int) -> None:
@@ -72,109 +75,126 @@ async def prefer(connection: AsyncConnection, user: uuid.UUID, persona: int) -> 
     )
 
 
-# Turns without an embedding retrieve nothing: no search settings needed.
-NO_SEARCH = dict.fromkeys(
-    (
-        "model",
-        "ts_config",
-        "k",
-        "candidates",
-        "text_scan_limit",
-        "vector_weight",
-        "text_weight",
-        "rrf_k",
-    )
-)
+@pytest.fixture
+def ask_as(
+    database: Database, ai_providers: AIProviders, settings: Settings
+) -> "AskAs":
+    return AskAs(database, ai_providers, settings)
 
 
-async def post_all(
-    database: Database, turns: list[UserTurn], search: Mapping[str, Any] = NO_SEARCH
-) -> list[PostedMessage | None]:
-    async with database.statement() as session:
-        return await MessageGateway(session).post_turns(turns, history=5, search=search)
+class AskAs:
+    """Asks questions as any user, through the chat use case."""
 
+    def __init__(self, database: Database, ai: AIProviders, settings: Settings) -> None:
+        self.database = database
+        self.ai = ai
+        self.settings = settings
 
-async def post(
-    database: Database, user: uuid.UUID, room_id: int, content: str
-) -> PostedMessage:
-    [posted] = await post_all(database, [user_turn(user, room_id, content)])
-    if posted is None:
-        raise NotFoundError(f"Chat room {room_id} not found")
-    return posted
-
-
-async def turn_room(database: Database, user: uuid.UUID, room_id: int) -> TurnRoom:
-    return (await post(database, user, room_id, "Who answers?")).room
+    async def __call__(
+        self,
+        user: uuid.UUID,
+        room_id: int | None,
+        message: str = "Who answers?",
+        virtual_user_id: int | None = None,
+    ) -> Turn:
+        use_case = chat_use_case(
+            database=self.database, user_id=user, ai=self.ai, settings=self.settings
+        )
+        return await use_case.ask(
+            ChatRequest(
+                message=message, chat_room_id=room_id, virtual_user_id=virtual_user_id
+            )
+        )
 
 
 async def test_the_rooms_own_persona_answers(
-    database: Database, connection: AsyncConnection, user: uuid.UUID
+    ask_as: AskAs, connection: AsyncConnection, user: uuid.UUID
 ) -> None:
     await insert_persona(connection, "Default", is_default=True)
     pirate = await insert_persona(connection, "Pirate", owner=user)
-    room = await turn_room(database, user, await insert_room(connection, user, pirate))
-    assert (room.virtual_user_id, room.persona_id, room.persona_name) == (
-        pirate,
-        pirate,
-        "Pirate",
-    )
-    assert room.system_prompt == "You are Pirate."
+    turn = await ask_as(user, await insert_room(connection, user, pirate))
+    assert (turn.persona.id, turn.persona.name) == (pirate, "Pirate")
+    assert turn.persona.system_prompt == "You are Pirate."
 
 
 async def test_without_one_the_creators_preference_then_the_default_answers(
-    database: Database, connection: AsyncConnection, user: uuid.UUID
+    ask_as: AskAs, connection: AsyncConnection, user: uuid.UUID
 ) -> None:
     default = await insert_persona(connection, "Default", is_default=True)
     room_id = await insert_room(connection, user, None)
-    assert (await turn_room(database, user, room_id)).persona_id == default
+    assert (await ask_as(user, room_id)).persona.id == default
     poet = await insert_persona(connection, "Poet", owner=user)
     await prefer(connection, user, poet)
-    preferred = await turn_room(database, user, room_id)
-    assert (preferred.virtual_user_id, preferred.persona_id) == (None, poet)
+    assert (await ask_as(user, room_id)).persona.id == poet
 
 
 async def test_no_persona_at_all_leaves_the_built_in_assistant(
-    database: Database, connection: AsyncConnection, user: uuid.UUID
+    ask_as: AskAs, connection: AsyncConnection, user: uuid.UUID
 ) -> None:
-    room = await turn_room(database, user, await insert_room(connection, user, None))
-    assert room.persona_id is None
-    assert room.persona_name is None
+    turn = await ask_as(user, await insert_room(connection, user, None))
+    assert turn.persona.id is None
+    assert turn.persona.name == "Assistant"
+
+
+async def test_a_new_room_gets_the_persona_asked_for_or_the_default(
+    ask_as: AskAs, connection: AsyncConnection, user: uuid.UUID
+) -> None:
+    default = await insert_persona(connection, "Default", is_default=True)
+    pirate = await insert_persona(connection, "Pirate", owner=user)
+    chosen = await ask_as(user, None, virtual_user_id=pirate)
+    assert chosen.persona.id == pirate
+    plain = await ask_as(user, None)
+    assert plain.persona.id == default
+    rooms = await connection.execute(
+        text("select id, virtual_user_id from chat_rooms order by id")
+    )
+    assert [tuple(r) for r in rooms] == [
+        (chosen.chat_room_id, pirate),
+        (plain.chat_room_id, default),
+    ]
 
 
 async def test_a_member_does_not_see_the_creators_private_preference(
-    database: Database, connection: AsyncConnection, user: uuid.UUID
+    ask_as: AskAs, connection: AsyncConnection, user: uuid.UUID
 ) -> None:
     default = await insert_persona(connection, "Default", is_default=True)
     creator = await create_user(connection)
     poet = await insert_persona(connection, "Poet", owner=creator)
     await prefer(connection, creator, poet)
     room_id = await insert_room(connection, creator, None)
-    await connection.execute(
-        text(
-            "insert into user_chats (chat_room_id, user_id, role) "
-            "values (:room, :user, 'member')"
-        ),
-        {"room": room_id, "user": user},
-    )
-    # Row-level security hides the creator's profile from the member, as it
-    # did for VirtualUserGateway.default_for: the admins' default answers.
-    assert (await turn_room(database, user, room_id)).persona_id == default
-    assert (await turn_room(database, creator, room_id)).persona_id == poet
+    await join(connection, room_id, user)
+    # Row-level security hides the creator's profile from the member: the
+    # admins' default answers for them.
+    assert (await ask_as(user, room_id)).persona.id == default
+    assert (await ask_as(creator, room_id)).persona.id == poet
 
 
-async def test_a_room_of_others_is_not_found(
-    database: Database, connection: AsyncConnection, user: uuid.UUID
+async def test_a_room_of_others_is_not_found_and_nothing_is_saved(
+    ask_as: AskAs, connection: AsyncConnection, user: uuid.UUID
 ) -> None:
     stranger = await create_user(connection)
     room_id = await insert_room(connection, stranger, None)
     with pytest.raises(NotFoundError):
-        await turn_room(database, user, room_id)
+        await ask_as(user, room_id)
     count = await connection.execute(text("select count(*) from messages"))
-    assert count.scalar_one() == 0  # nothing was posted there
+    assert count.scalar_one() == 0
+
+
+async def test_another_persona_than_the_rooms_is_refused_and_nothing_is_saved(
+    ask_as: AskAs, connection: AsyncConnection, user: uuid.UUID
+) -> None:
+    pirate = await insert_persona(connection, "Pirate", owner=user)
+    poet = await insert_persona(connection, "Poet", owner=user)
+    room_id = await insert_room(connection, user, pirate)
+    with pytest.raises(UnprocessableError):
+        await ask_as(user, room_id, virtual_user_id=poet)
+    assert (await ask_as(user, room_id, virtual_user_id=pirate)).persona.id == pirate
+    count = await connection.execute(text("select count(*) from messages"))
+    assert count.scalar_one() == 1
 
 
 async def test_the_history_is_the_messages_before_the_new_one_oldest_first(
-    database: Database, connection: AsyncConnection, user: uuid.UUID
+    ask_as: AskAs, connection: AsyncConnection, user: uuid.UUID
 ) -> None:
     room_id = await insert_room(connection, user, None)
     for role, content, sender in (
@@ -188,55 +208,35 @@ async def test_the_history_is_the_messages_before_the_new_one_oldest_first(
             ),
             {"room": room_id, "role": role, "content": content, "sender": sender},
         )
-    posted = await post(database, user, room_id, "third")
+    turn = await ask_as(user, room_id, "third")
     saved = await connection.execute(
-        text("select content from messages where id = :id"), {"id": posted.id}
+        text("select content from messages where id = :id"),
+        {"id": turn.user_message_id},
     )
     assert saved.scalar_one() == "third"
-    assert [(m.role, m.content) for m in posted.history] == [
+    assert [(m.role, m.content) for m in turn.history] == [
         ("user", "first"),
         ("assistant", "second"),
     ]
 
 
-async def test_turns_of_several_users_are_each_posted_as_their_user(
-    database: Database, connection: AsyncConnection, user: uuid.UUID
+async def test_each_users_question_is_saved_as_that_user(
+    ask_as: AskAs, connection: AsyncConnection, user: uuid.UUID
 ) -> None:
     other = await create_user(connection)
-    mine = await insert_room(connection, user, None)
-    theirs = await insert_room(connection, other, None)
-
-    posted = await post_all(
-        database,
-        [
-            user_turn(user, mine, "mine"),
-            user_turn(user, theirs, "intrusion"),  # not a member: nothing saved
-            user_turn(other, theirs, "theirs"),
-            user_turn(user, mine, "mine again"),
-        ],
-    )
-
-    assert posted[1] is None
+    room_id = await insert_room(connection, user, None)
+    await join(connection, room_id, other)
+    await ask_as(user, room_id, "mine")
+    theirs = await ask_as(other, room_id, "theirs")
     saved = await connection.execute(
-        text("select id, chat_room_id, content, sender_user_id from messages")
+        text("select content, sender_user_id from messages order by id")
     )
-    by_id = {row.id: tuple(row)[1:] for row in saved}
-    ids = [p.id for p in posted if p is not None]
-    assert [by_id[i] for i in ids if i is not None] == [
-        (mine, "mine", user),
-        (theirs, "theirs", other),
-        (mine, "mine again", user),
-    ]
-    assert len(by_id) == 3
-    last = posted[3]
-    assert last is not None
-    # Each turn reads its own room's history, as of its place in the call.
-    assert [m.content for m in last.history] == ["mine"]
-    assert posted[2] is not None
-    assert posted[2].history == []
+    assert [tuple(r) for r in saved] == [("mine", user), ("theirs", other)]
+    assert [m.content for m in theirs.history] == ["mine"]
 
 
-async def test_each_turn_retrieves_with_its_own_embedding(
+async def test_the_question_retrieves_the_knowledge_it_asks_about(
+    ask_as: AskAs,
     database: Database,
     connection: AsyncConnection,
     user: uuid.UUID,
@@ -252,20 +252,5 @@ async def test_each_turn_retrieves_with_its_own_embedding(
         content="Basalt lava flows from shield volcanoes in Hawaii.",
     )
     room_id = await insert_room(connection, user, None)
-    question = "Where do shield volcanoes erupt basalt?"
-    embedding = await ai_providers.embeddings.aembed_query(question)
-
-    with_search, without = await post_all(
-        database,
-        [
-            user_turn(user, room_id, question, embedding),
-            user_turn(user, room_id, question),  # its embedding failed
-        ],
-        search_settings(settings, model=ai_providers.embedding_model_name, k=3),
-    )
-
-    assert with_search is not None
-    assert without is not None
-    assert [s.title for s in with_search.sources] == ["Volcanoes"]
-    assert without.sources == []
-    assert without.id is not None  # saved all the same
+    turn = await ask_as(user, room_id, "Where do shield volcanoes erupt basalt?")
+    assert [s.title for s in turn.sources()] == ["Volcanoes"]

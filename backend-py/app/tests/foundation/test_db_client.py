@@ -10,16 +10,12 @@ import uuid
 from collections.abc import AsyncIterator
 
 import pytest
-from sqlalchemy import Integer, bindparam, insert, literal, select, text
-from sqlalchemy.exc import DBAPIError, UnboundExecutionError
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
-from sqlmodel import col
-from sqlmodel import select as sqlmodel_select
 
-from src.domain.entity.models import ChatRooms
 from src.infra.db_client import (
     Database,
-    DriverStatement,
     async_url,
     create_engine,
     decode_vector,
@@ -78,33 +74,6 @@ async def test_a_dead_pooled_connection_is_replaced_without_an_error(
         role = (await session.execute(text("select current_user"))).scalar_one()
     assert second_pid != first_pid
     assert role == "authenticated"
-
-
-async def test_a_statement_on_a_dead_pooled_connection_gets_a_fresh_one(
-    own_engine: AsyncEngine, engine: AsyncEngine
-) -> None:
-    database = Database(engine=own_engine)
-    backend_pid = DriverStatement.of(BACKEND_PID)
-    async with database.statement() as session:
-        [(first_pid,)] = await backend_pid.fetch(session, {})
-    async with engine.connect() as admin:  # as a database restart would
-        await admin.execute(
-            text("select pg_terminate_backend(:pid, 5000)"), {"pid": first_pid}
-        )
-    await asyncio.sleep(0.05)  # the client reads the server's goodbye
-    async with database.statement() as session:
-        [(second_pid,)] = await backend_pid.fetch(session, {})
-    assert second_pid != first_pid
-
-
-async def test_a_statement_session_runs_driver_statements_only(
-    own_engine: AsyncEngine,
-) -> None:
-    # Not a second pooled connection behind the gate's back: an error.
-    async with Database(engine=own_engine).statement() as session:
-        with pytest.raises(UnboundExecutionError):
-            await session.execute(BACKEND_PID)
-        assert await DriverStatement.of(text("select 1")).fetch(session, {})
 
 
 async def notes(session: AsyncSession) -> list[str]:
@@ -258,42 +227,6 @@ async def sleep_in_transaction(database: Database, *, seconds: float) -> None:
         await session.execute(text("select pg_sleep(:s)"), {"s": seconds})
 
 
-async def test_a_driver_statement_binds_by_name_and_keeps_literals(
-    database: Database,
-) -> None:
-    statement = DriverStatement.of(
-        select(
-            literal("fixed").label("fixed"),
-            bindparam("given", type_=Integer).label("given"),
-            (bindparam("given", type_=Integer) + 1).label("next"),
-        )
-    )
-    async with database.user_transaction(CLAIMS) as session:
-        rows = await statement.fetch(session, {"given": 41})
-    assert [tuple(row) for row in rows] == [("fixed", 41, 42)]
-    assert statement.names.count("given") >= 1
-
-
-async def test_a_driver_statement_sees_what_the_session_has_not_flushed(
-    database: Database, user: uuid.UUID
-) -> None:
-    rooms = ChatRooms.metadata.tables["chat_rooms"]
-    statement = DriverStatement.of(
-        select(rooms.c.title).where(rooms.c.created_by == bindparam("owner"))
-    )
-    claims = {"sub": str(user), "role": "authenticated"}
-    async with database.user_transaction(claims) as session:
-        await session.execute(insert(rooms).values(title="Before", created_by=user))
-        room = (
-            await session.execute(
-                sqlmodel_select(ChatRooms).where(col(ChatRooms.created_by) == user)
-            )
-        ).scalar_one()
-        room.title = "After"  # changed in the session, not yet in the database
-        rows = await statement.fetch(session, {"owner": user})
-    assert [row["title"] for row in rows] == ["After"]
-
-
 def test_a_vector_encodes_to_pgvectors_binary_form_from_floats_or_text() -> None:
     packed = encode_vector([0.5, -1.0, 2.0])
     assert packed == bytes.fromhex("0003 0000 3f000000 bf800000 40000000")
@@ -302,16 +235,15 @@ def test_a_vector_encodes_to_pgvectors_binary_form_from_floats_or_text() -> None
 
 
 async def test_vectors_travel_in_binary_both_ways(database: Database) -> None:
-    vector = DriverStatement.of(
-        text(
-            "select cast(:v as extensions.vector)::text as text_form, "
-            "cast(:v as extensions.vector) as value, "
-            "cast(:v as extensions.vector) <=> cast(:w as extensions.vector) "
-            "as distance"
-        )
+    vector = text(
+        "select cast(:v as extensions.vector)::text as text_form, "
+        "cast(:v as extensions.vector) as value, "
+        "cast(:v as extensions.vector) <=> cast(:w as extensions.vector) "
+        "as distance"
     )
     async with database.user_transaction(CLAIMS) as session:
-        rows = await vector.fetch(session, {"v": [0.25, 0.5], "w": "[0.5,1]"})
+        result = await session.execute(vector, {"v": [0.25, 0.5], "w": "[0.5,1]"})
+        rows = result.mappings().all()
     assert rows[0]["text_form"] == "[0.25,0.5]"
     assert rows[0]["value"].tolist() == [0.25, 0.5]
     assert rows[0]["distance"] == pytest.approx(0.0)

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from src.app import create_app
 from src.infra.ai_providers import AIProviders
 from src.infra.db_client import Database
-from src.infra.runtime import runtime
+from src.runtime import runtime
 from tests.conftest import make_settings
 from tests.factories import auth_headers
 

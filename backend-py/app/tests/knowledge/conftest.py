@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
+from src.domain.entity.knowledge import RetrievedChunk
 from src.gateway.embeddings_gateway import EmbeddingsGateway, vector_literal
 from src.infra.ai_providers import AIProviders
 from src.infra.db_client import Database
@@ -51,8 +52,8 @@ class Knowledge:
 
     def search_as(
         self, user_id: uuid.UUID, settings: Settings | None = None
-    ) -> AbstractAsyncContextManager[EmbeddingsGateway]:
-        """An :class:`EmbeddingsGateway` in ``user_id``'s transaction."""
+    ) -> AbstractAsyncContextManager["SearchIn"]:
+        """Searches in ``user_id``'s transaction."""
         return retrieval_as(
             self.database, user_id, self.embeddings, settings or self.settings
         )
@@ -173,6 +174,39 @@ def claims_of(user_id: uuid.UUID) -> dict[str, Any]:
     return {"sub": str(user_id), "role": "authenticated"}
 
 
+@dataclass(frozen=True)
+class SearchIn:
+    """An :class:`EmbeddingsGateway` with the transaction its searches run in."""
+
+    gateway: EmbeddingsGateway
+    session: AsyncSession
+
+    async def search(
+        self, *, query: str, k: int, chat_room_id: int | None
+    ) -> list[RetrievedChunk]:
+        """:meth:`EmbeddingsGateway.search` in this transaction."""
+        return await self.gateway.search(
+            self.session, query=query, k=k, chat_room_id=chat_room_id
+        )
+
+    async def search_with_embedding(
+        self,
+        *,
+        query: str,
+        embedding: Sequence[float],
+        k: int,
+        chat_room_id: int | None,
+    ) -> list[RetrievedChunk]:
+        """:meth:`EmbeddingsGateway.search_with_embedding` in this transaction."""
+        return await self.gateway.search_with_embedding(
+            self.session,
+            query=query,
+            embedding=embedding,
+            k=k,
+            chat_room_id=chat_room_id,
+        )
+
+
 @asynccontextmanager
 async def retrieval_as(
     database: Database,
@@ -181,12 +215,13 @@ async def retrieval_as(
     settings: Settings,
     *,
     model: str | None = None,
-) -> AsyncIterator[EmbeddingsGateway]:
-    """An :class:`EmbeddingsGateway` in a user transaction (RLS applies)."""
+) -> AsyncIterator[SearchIn]:
+    """Searches in a user transaction (RLS applies)."""
     async with database.user_transaction(claims_of(user_id)) as session:
-        yield EmbeddingsGateway(
-            session, embeddings, model or embeddings.model_name, settings
+        gateway = EmbeddingsGateway(
+            embeddings, model or embeddings.model_name, settings
         )
+        yield SearchIn(gateway, session)
 
 
 async def as_user(session: AsyncSession, user_id: uuid.UUID) -> None:

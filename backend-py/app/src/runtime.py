@@ -1,4 +1,4 @@
-"""Builds the heavy clients once and hands them to the app's state.
+"""The composition root: builds the heavy clients once, on the app's state.
 
 Both the lifespan and the tests use :func:`runtime`, so a test app holds the
 same objects as a served one (only its database is the test's).
@@ -13,11 +13,9 @@ from fastapi import FastAPI
 
 from src.gateway.current_user_gateway import CurrentUserGateway, KnownUserCache
 from src.infra.ai_providers import AIProviders, open_ai_providers
-from src.infra.answer_writer import AnswerWriter
 from src.infra.db_client import Database
 from src.infra.ingestion_worker import ingestion_worker_running
 from src.infra.rate_limiter import RateLimiters
-from src.infra.turn_poster import TurnPoster
 from src.middleware.auth_middleware import TokenVerifier
 from src.settings import Settings
 
@@ -55,14 +53,6 @@ async def runtime(
         app.state.rate_limiters = RateLimiters.from_settings(settings)
         # -- AI providers (issue 5): chat model, embeddings, tracing --
         app.state.ai = await stack.enter_async_context(open_ai_providers(settings, ai))
-        # -- chat: the messages, then the answers, of turns at the same step,
-        # saved together (closed in reverse order: the poster first) --
-        app.state.answer_writer = AnswerWriter(database)
-        stack.push_async_callback(app.state.answer_writer.aclose)
-        app.state.turn_poster = TurnPoster.from_settings(
-            database, settings, embedding_model=app.state.ai.embedding_model_name
-        )
-        stack.push_async_callback(app.state.turn_poster.aclose)
         # -- knowledge (issue 8): ingestion worker --
         async with ingestion_worker_running(app, settings, database):
             yield
