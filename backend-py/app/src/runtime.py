@@ -12,10 +12,10 @@ import httpx
 from fastapi import FastAPI
 
 from src.gateway.current_user_gateway import CurrentUserGateway, KnownUserCache
+from src.gateway.rate_limit_gateway import RateLimitGateway
 from src.infra.ai_providers import AIProviders, open_ai_providers
 from src.infra.db_client import Database
 from src.infra.ingestion_worker import ingestion_worker_running
-from src.infra.rate_limiter import RateLimiters
 from src.middleware.auth_middleware import TokenVerifier
 from src.settings import Settings
 
@@ -49,8 +49,8 @@ async def runtime(
         # -- auth (issue 3): token verifier --
         app.state.token_verifier = TokenVerifier.from_settings(settings, http_client)
         app.state.current_user_gateway = CurrentUserGateway(database, KnownUserCache())
-        # -- hostile input (issue 7): per-user rate limits, in memory --
-        app.state.rate_limiters = RateLimiters.from_settings(settings)
+        # -- per-user rate limits, in the database (shared by every process) --
+        app.state.rate_limits = RateLimitGateway(database)
         # -- AI providers (issue 5): chat model, embeddings, tracing --
         app.state.ai = await stack.enter_async_context(open_ai_providers(settings, ai))
         # -- knowledge (issue 8): ingestion worker --

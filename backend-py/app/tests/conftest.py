@@ -99,6 +99,11 @@ class RollbackDatabase(Database):
         self._connection_turn = asyncio.Lock()
 
     @asynccontextmanager
+    async def service_statement(self) -> AsyncIterator[AsyncSession]:
+        async with self.service_transaction() as session:
+            yield session
+
+    @asynccontextmanager
     async def service_transaction(self) -> AsyncIterator[AsyncSession]:
         async with (
             self._connection_turn,

@@ -20,7 +20,7 @@ from collections.abc import AsyncIterator
 from functools import partial
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends
 from fastapi.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
@@ -29,26 +29,20 @@ from src.controller.dependencies import (
     DatabaseDep,
     EmbeddingsGatewayDep,
     LLMGatewayDep,
+    RateLimitsDep,
     SettingsDep,
 )
 from src.domain.entity.chat import ChatRequest, ChatResponse
 from src.domain.errors import DomainError, ServiceUnavailableError
-from src.infra.rate_limiter import rate_limiters
 from src.middleware.error_handlers import ErrorBody
 from src.usecase.chat_usecase import ChatEvent, ChatUseCase, Turn
 
 logger = logging.getLogger(__name__)
 
 
-async def within_chat_rate_limit(request: Request, user: CurrentUserDep) -> None:
-    """Refuse past ``RATE_LIMIT_CHAT_PER_MINUTE`` (429 with ``Retry-After``)."""
-    rate_limiters(request.app).chat.acquire(user.id)
-
-
 router = APIRouter(
     prefix="/api/chat",
     tags=["chat"],
-    dependencies=[Depends(within_chat_rate_limit)],
     responses={
         429: {"model": ErrorBody, "description": "Over RATE_LIMIT_CHAT_PER_MINUTE"}
     },
@@ -57,11 +51,12 @@ router = APIRouter(
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
-async def chat_use_case(
+async def chat_use_case(  # noqa: PLR0913, PLR0917 - one dependency each
     user: CurrentUserDep,
     database: DatabaseDep,
     knowledge: EmbeddingsGatewayDep,
     llm: LLMGatewayDep,
+    limits: RateLimitsDep,
     settings: SettingsDep,
 ) -> ChatUseCase:
     """The chat use case for the caller; it opens its own short transactions."""
@@ -71,6 +66,7 @@ async def chat_use_case(
         as_service=database.service_transaction,
         knowledge=knowledge,
         llm=llm,
+        limits=limits,
         settings=settings,
     )
 

@@ -16,6 +16,7 @@ from src.domain.errors import UnprocessableError
 from src.gateway.current_user_gateway import CurrentUserGateway
 from src.gateway.embeddings_gateway import EmbeddingsGateway
 from src.gateway.llm_gateway import LLMGateway
+from src.gateway.rate_limit_gateway import RateLimitGateway
 from src.infra.ai_providers import AIProviders
 from src.infra.db_client import Database
 from src.middleware.auth_middleware import TokenVerifier, bearer_token
@@ -82,6 +83,14 @@ async def get_embeddings_gateway(
 
 
 EmbeddingsGatewayDep = Annotated[EmbeddingsGateway, Depends(get_embeddings_gateway)]
+
+
+async def get_rate_limits(request: Request) -> RateLimitGateway:
+    """The per-user rate limits (kept in the database), built at start-up."""
+    return cast(RateLimitGateway, request.app.state.rate_limits)
+
+
+RateLimitsDep = Annotated[RateLimitGateway, Depends(get_rate_limits)]
 
 
 async def current_user(

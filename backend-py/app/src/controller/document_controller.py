@@ -16,6 +16,7 @@ from starlette.datastructures import UploadFile
 from src.controller.dependencies import (
     CurrentUserDep,
     PageLimitDep,
+    RateLimitsDep,
     SettingsDep,
     UserSessionDep,
 )
@@ -32,7 +33,6 @@ from src.domain.errors import (
 )
 from src.domain.service.document_parsing import SUPPORTED_EXTENSIONS
 from src.gateway.document_gateway import DocumentGateway
-from src.infra.rate_limiter import rate_limiters
 from src.middleware.error_handlers import ErrorBody
 from src.settings import Settings
 from src.usecase.document_usecase import AddedDocument, DocumentUseCase, Upload
@@ -77,9 +77,16 @@ _REQUEST_BODY: dict[str, Any] = {
 }
 
 
-async def within_ingestion_rate_limit(request: Request, user: CurrentUserDep) -> None:
+async def within_ingestion_rate_limit(
+    user: CurrentUserDep, limits: RateLimitsDep, settings: SettingsDep
+) -> None:
     """Refuse past ``RATE_LIMIT_INGEST_PER_MINUTE`` (429 with ``Retry-After``)."""
-    rate_limiters(request.app).ingestion.acquire(user.id)
+    await limits.take(
+        user.id,
+        bucket="ingestion",
+        per_minute=settings.rate_limit_ingest_per_minute,
+        what="document uploads",
+    )
 
 
 @router.post(

@@ -4,7 +4,8 @@ Request code runs in :meth:`Database.user_transaction`: the transaction takes th
 ``authenticated`` role with the verified JWT claims in ``request.jwt.claims``, so
 Postgres row-level security enforces what the API checks. Work that must bypass
 RLS (creating ``general_users``, saving the AI's answer, the ingestion worker)
-uses :meth:`Database.service_transaction`, named so it stands out in review.
+uses :meth:`Database.service_transaction` (or, for one statement,
+:meth:`Database.service_statement`), named so they stand out in review.
 
 Connections carry their session settings (timeouts, pgvector's HNSW search
 settings) from the moment they open; a pooled connection is not pinged before
@@ -217,6 +218,18 @@ class Database:
     async def service_transaction(self) -> AsyncIterator[AsyncSession]:
         """A transaction as the connecting role: bypasses row-level security."""
         async with self.sessionmaker() as session, session.begin():
+            yield session
+
+    @asynccontextmanager
+    async def service_statement(self) -> AsyncIterator[AsyncSession]:
+        """A session for single statements, each committed on its own.
+
+        As the connecting role (bypasses row-level security), like
+        :meth:`service_transaction`, in one round trip per statement where a
+        transaction costs three: for a write that needs no transaction around
+        it (taking a rate-limit token).
+        """
+        async with self.autocommit_sessionmaker() as session:
             yield session
 
     async def ping(self) -> None:

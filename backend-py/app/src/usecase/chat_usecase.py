@@ -4,7 +4,8 @@ The turn, in the order :meth:`ChatUseCase.execute` runs it:
 
 1. **The caller** is verified and has their ``general_users`` row before the
    turn starts (``CurrentUserGateway``, through the ``CurrentUserDep``
-   dependency); the use case gets them as ``user``.
+   dependency); the use case gets them as ``user``. A valid question takes
+   one of their chat tokens (``RateLimitGateway``).
 2. **Embed the question** (``EmbeddingsGateway``), holding no database
    connection.
 3. **Ask**, in one short transaction as the caller (row-level security
@@ -49,6 +50,7 @@ from src.gateway.chat_room_gateway import ChatRoomGateway
 from src.gateway.embeddings_gateway import EmbeddingsGateway
 from src.gateway.llm_gateway import Generation, LLMGateway, TraceRun
 from src.gateway.message_gateway import Answer, HistoryEntry, MessageGateway
+from src.gateway.rate_limit_gateway import RateLimitGateway
 from src.gateway.virtual_user_gateway import VirtualUserGateway
 from src.settings import Settings
 from src.usecase.chat_room_usecase import open_room
@@ -167,6 +169,7 @@ class ChatUseCase:
         as_service: Transaction,
         knowledge: EmbeddingsGateway,
         llm: LLMGateway,
+        limits: RateLimitGateway,
         settings: Settings,
     ) -> None:
         """Take the caller, their transactions, the gateways and the settings.
@@ -177,6 +180,7 @@ class ChatUseCase:
             as_service: Opens a transaction as the service (bypasses it).
             knowledge: Query embeddings and the hybrid search.
             llm: Generation (and the turn's trace).
+            limits: The per-user rate limits.
             settings: The app's settings.
         """
         self.user = user
@@ -184,6 +188,7 @@ class ChatUseCase:
         self.as_service = as_service
         self.knowledge = knowledge
         self.llm = llm
+        self.limits = limits
         self.settings = settings
 
     async def execute(self, request: ChatRequest) -> ChatResponse:
@@ -218,8 +223,16 @@ class ChatUseCase:
             UnprocessableError: The message is over the configured limit, the
                 persona asked for does not match the room's, or the room quota
                 is reached.
+            RateLimitedError: Over ``RATE_LIMIT_CHAT_PER_MINUTE`` (a message
+                refused for its length does not count).
         """
         self._check_length(request.message)
+        await self.limits.take(
+            self.user.id,
+            bucket="chat",
+            per_minute=self.settings.rate_limit_chat_per_minute,
+            what="chat messages",
+        )
         question = await self._embed(request.message)
         async with self.as_caller() as session:
             room = await self._room(session, request)

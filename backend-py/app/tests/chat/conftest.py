@@ -18,6 +18,7 @@ from src.domain.entity.user import CurrentUser
 from src.domain.errors import DomainError
 from src.gateway.embeddings_gateway import EmbeddingsGateway
 from src.gateway.llm_gateway import Generation, StreamEvent, TokenUsage, TraceRun
+from src.gateway.rate_limit_gateway import RateLimitGateway
 from src.infra.ai_providers import AIProviders
 from src.infra.db_client import Database
 from src.infra.ingestion_worker import IngestionWorker
@@ -97,6 +98,7 @@ def chat_use_case(
         as_service=database.service_transaction,
         knowledge=EmbeddingsGateway(ai.embeddings, ai.embedding_model_name, settings),
         llm=llm or ScriptedLLM(),  # type: ignore[arg-type]
+        limits=RateLimitGateway(database),
         settings=settings,
     )
 

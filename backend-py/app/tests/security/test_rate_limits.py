@@ -1,7 +1,8 @@
 """Per-user rate limits on chat and ingestion: 429 with ``Retry-After``.
 
-The limiter takes its clock from the caller, so time is moved by hand here;
-no test sleeps.
+The buckets live in the database (every API process shares them); the gateway
+takes its clock from the caller here, so time is moved by hand and no test
+sleeps.
 """
 
 import uuid
@@ -12,7 +13,8 @@ from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from src.domain.errors import RateLimitedError
-from src.infra.rate_limiter import RateLimiter, RateLimiters
+from src.gateway.rate_limit_gateway import RateLimitGateway
+from src.infra.db_client import Database
 from src.settings import Settings
 from tests.security.conftest import row_counts
 from tests.support.clock import FakeClock
@@ -23,106 +25,109 @@ def clock() -> FakeClock:
     return FakeClock()
 
 
-def refused(limiter: RateLimiter, user: uuid.UUID) -> RateLimitedError:
+async def refused(
+    limits: RateLimitGateway, user: uuid.UUID, per_minute: int
+) -> RateLimitedError:
     with pytest.raises(RateLimitedError) as caught:
-        limiter.acquire(user)
+        await take(limits, user, per_minute)
     return caught.value
 
 
-def test_a_burst_of_per_minute_passes_then_the_next_waits(clock: FakeClock) -> None:
-    limiter = RateLimiter(name="chat messages", per_minute=3, clock=clock)
+async def take(limits: RateLimitGateway, user: uuid.UUID, per_minute: int) -> None:
+    await limits.take(user, bucket="chat", per_minute=per_minute, what="chat messages")
+
+
+@pytest.fixture
+def limits(database: Database, clock: FakeClock) -> RateLimitGateway:
+    return RateLimitGateway(database, clock=clock)
+
+
+async def test_a_burst_of_per_minute_passes_then_the_next_waits(
+    limits: RateLimitGateway,
+) -> None:
     user = uuid.uuid4()
     for _ in range(3):
-        limiter.acquire(user)
+        await take(limits, user, 3)
 
-    error = refused(limiter, user)
+    error = await refused(limits, user, 3)
 
     assert error.status_code == 429
     assert error.headers == {"Retry-After": "20"}
     assert error.message.startswith("Too many chat messages: at most 3 per minute")
 
 
-def test_tokens_come_back_at_the_steady_rate(clock: FakeClock) -> None:
-    limiter = RateLimiter(name="x", per_minute=6, clock=clock)
+async def test_tokens_come_back_at_the_steady_rate(
+    limits: RateLimitGateway, clock: FakeClock
+) -> None:
     user = uuid.uuid4()
     for _ in range(6):
-        limiter.acquire(user)
+        await take(limits, user, 6)
 
     clock.advance(9.0)
-    assert refused(limiter, user).headers["Retry-After"] == "1"
+    assert (await refused(limits, user, 6)).headers["Retry-After"] == "1"
     clock.advance(1.0)
-    limiter.acquire(user)
-    assert refused(limiter, user).headers["Retry-After"] == "10"
+    await take(limits, user, 6)
+    assert (await refused(limits, user, 6)).headers["Retry-After"] == "10"
 
 
-def test_a_refused_request_does_not_cost_a_token(clock: FakeClock) -> None:
-    limiter = RateLimiter(name="x", per_minute=1, clock=clock)
+async def test_a_refused_request_does_not_cost_a_token(
+    limits: RateLimitGateway, clock: FakeClock
+) -> None:
     user = uuid.uuid4()
-    limiter.acquire(user)
+    await take(limits, user, 1)
     for _ in range(5):
-        refused(limiter, user)
-
+        await refused(limits, user, 1)
     clock.advance(60.0)
-
-    limiter.acquire(user)
-
-
-def test_users_have_their_own_buckets(clock: FakeClock) -> None:
-    limiter = RateLimiter(name="x", per_minute=1, clock=clock)
-    greedy, patient = uuid.uuid4(), uuid.uuid4()
-    limiter.acquire(greedy)
-    refused(limiter, greedy)
-
-    limiter.acquire(patient)
+    await take(limits, user, 1)
 
 
-def test_idle_users_are_forgotten_and_memory_is_capped(clock: FakeClock) -> None:
-    limiter = RateLimiter(name="x", per_minute=2, clock=clock, max_users=3)
-    users = [uuid.uuid4() for _ in range(5)]
-    for user in users:
-        limiter.acquire(user)
-    assert limiter.tracked_users() == 3
-
-    clock.advance(60.0)
-    limiter.acquire(users[0])
-
-    assert limiter.tracked_users() == 1
+async def test_users_and_limits_have_their_own_buckets(
+    limits: RateLimitGateway,
+) -> None:
+    user, other = uuid.uuid4(), uuid.uuid4()
+    await take(limits, user, 1)
+    await refused(limits, user, 1)
+    await take(limits, other, 1)
+    await limits.take(user, bucket="ingestion", per_minute=1, what="uploads")
 
 
-def test_a_forgotten_user_is_not_refused_for_it(clock: FakeClock) -> None:
-    limiter = RateLimiter(name="x", per_minute=1, clock=clock, max_users=1)
-    first, second = uuid.uuid4(), uuid.uuid4()
-    limiter.acquire(first)
-    limiter.acquire(second)  # evicts first: at worst it gets a fresh burst
-
-    limiter.acquire(first)
-    assert limiter.tracked_users() == 1
-
-
-def test_a_clock_going_backwards_adds_no_tokens(clock: FakeClock) -> None:
-    limiter = RateLimiter(name="x", per_minute=1, clock=clock)
+async def test_a_clock_going_backwards_adds_no_tokens(
+    limits: RateLimitGateway, clock: FakeClock
+) -> None:
     user = uuid.uuid4()
-    limiter.acquire(user)
+    await take(limits, user, 1)
 
     clock.advance(-30.0)
 
-    assert refused(limiter, user).headers["Retry-After"] == "60"
+    assert (await refused(limits, user, 1)).headers["Retry-After"] == "60"
 
 
-def test_limits_must_be_positive() -> None:
-    with pytest.raises(ValueError, match="at least 1"):
-        RateLimiter(name="x", per_minute=0)
+async def test_two_processes_share_one_budget(
+    database: Database, clock: FakeClock
+) -> None:
+    # Two gateways, as two API processes on one database would hold.
+    first, second = RateLimitGateway(database, clock), RateLimitGateway(database, clock)
+    user = uuid.uuid4()
+    await take(first, user, 2)
+    await take(second, user, 2)
+    await refused(first, user, 2)
+    await refused(second, user, 2)
+
+
+async def test_without_a_clock_the_database_keeps_the_time(database: Database) -> None:
+    limits = RateLimitGateway(database)
+    user = uuid.uuid4()
+    await take(limits, user, 1)
+    assert (await refused(limits, user, 1)).headers["Retry-After"] in {"59", "60"}
 
 
 @pytest.fixture
 def small_limits(app: FastAPI, settings: Settings, clock: FakeClock) -> FakeClock:
     """Two chat turns and one upload a minute, on the fake clock."""
-    app.state.rate_limiters = RateLimiters.from_settings(
-        settings.model_copy(
-            update={"rate_limit_chat_per_minute": 2, "rate_limit_ingest_per_minute": 1}
-        ),
-        clock=clock,
+    app.state.settings = settings.model_copy(
+        update={"rate_limit_chat_per_minute": 2, "rate_limit_ingest_per_minute": 1}
     )
+    app.state.rate_limits = RateLimitGateway(app.state.database, clock=clock)
     return clock
 
 
@@ -197,10 +202,17 @@ async def test_the_second_upload_in_a_minute_is_429_and_reading_is_not_limited(
     assert (listed.status_code, searched.status_code) == (200, 200)
 
 
-async def test_the_default_limits_come_from_the_settings(
-    app: FastAPI, settings: Settings
+async def test_a_message_refused_for_its_length_costs_no_token(
+    auth_client: httpx.AsyncClient,
+    app: FastAPI,
+    small_limits: FakeClock,
 ) -> None:
-    limiters = app.state.rate_limiters
-
-    assert limiters.chat.capacity == settings.rate_limit_chat_per_minute
-    assert limiters.ingestion.capacity == settings.rate_limit_ingest_per_minute
+    too_long = "x" * (app.state.settings.max_message_chars + 1)
+    for _ in range(3):
+        refused = await auth_client.post("/api/chat", json={"message": too_long})
+        assert refused.status_code == 422
+    invalid = await auth_client.post("/api/chat", json={"message": ""})
+    assert invalid.status_code == 422
+    for _ in range(2):
+        ok = await auth_client.post("/api/chat", json={"message": "fine"})
+        assert ok.status_code == 200, ok.text
