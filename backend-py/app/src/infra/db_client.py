@@ -252,15 +252,14 @@ def session_settings(settings: Settings) -> dict[str, str]:
     candidates, so a filtered search still finds ``k`` rows.
 
     ``random_page_cost`` 1.1 (not 4.0) tells the planner what is true of a
-    Supabase database: SSD storage and a cached working set. At 4.0 it
-    searches a knowledge base of a few thousand chunks by reading every
-    vector from TOAST and sorting (measured: 4 ms for 2,000 chunks) instead of
-    walking the HNSW index (0.6 ms).
+    Supabase database: SSD storage and a cached working set. At 4.0 the
+    planner searches a knowledge base of a few thousand chunks by reading
+    every vector from TOAST and sorting, instead of walking the HNSW index.
 
     ``plan_cache_mode=force_generic_plan``: the driver prepares every
-    statement, and the hybrid search then costs 0.1 ms to plan instead of 1 ms
-    per call; none of them needs a plan for its particular values (the
-    full-text function that does sets its own mode).
+    statement, so a generic plan spares planning the hybrid search on every
+    call; none of them needs a plan for its particular values (the full-text
+    function that does sets its own mode).
     """
     return {
         "application_name": "rag-chat-backend",
@@ -294,9 +293,9 @@ async def register_vector_codec(connection: Any) -> None:
     """Send and read ``extensions.vector`` values in binary on this connection.
 
     Without a codec asyncpg sends an embedding as an array of floats, checking
-    each element's type on the way: 0.08 ms of the API's CPU per search for 384
-    dimensions, and a cast on the server. Packed here, it costs 0.005 ms. A
-    database without pgvector yet (before its migrations) keeps the default.
+    each element's type on the way, and the server casts it; packed here in
+    pgvector's binary format, it needs neither. A database without pgvector
+    yet (before its migrations) keeps the default.
     """
     try:
         await connection.set_type_codec(
@@ -313,11 +312,11 @@ async def register_vector_codec(connection: Any) -> None:
 def create_engine(url: str, settings: Settings) -> AsyncEngine:
     """An async engine (asyncpg) with the pool, timeouts and session settings.
 
-    asyncpg because the API spends a third of a chat turn's CPU in the driver
-    and SQLAlchemy: on the load benchmark it costs 12% less CPU per turn than
-    psycopg. It prepares and caches every statement; behind a pooler in
-    transaction mode (Supabase's port 6543) set ``prepared_statement_cache_size=0``
-    in ``DATABASE_URL`` (the backend needs port 5432 anyway, for ``LISTEN``).
+    asyncpg because much of a request's CPU goes to the driver and SQLAlchemy,
+    and asyncpg is the lighter of the two async drivers. It prepares and caches
+    every statement; behind a pooler in transaction mode (Supabase's port 6543)
+    set ``prepared_statement_cache_size=0`` in ``DATABASE_URL`` (the backend
+    needs port 5432 anyway, for ``LISTEN``).
     """
     engine = create_async_engine(
         async_url(url),

@@ -1,13 +1,12 @@
 """Garbage-collector settings for a serving process.
 
-Measured with ``bench/load_bench.py`` (one worker, 50 connections): with
-CPython's defaults the collector ran 3,000 times in 40 s, took about 10% of
-the API's CPU and paused the event loop for up to 133 ms whenever a full
-collection walked every object built at startup (FastAPI, SQLAlchemy,
-LangChain, pydantic). Freezing those objects takes them out of every later
-collection, and a larger first-generation threshold lets a request's
-short-lived objects die by reference counting first: a request makes little
-cyclic garbage, so collections become rare and short.
+With CPython's defaults, a busy server collects garbage very often, and a
+full collection walks every object built at startup (FastAPI, SQLAlchemy,
+LangChain, pydantic), pausing the event loop while it does. Freezing those
+objects takes them out of every later collection, and a larger
+first-generation threshold lets a request's short-lived objects die by
+reference counting first: a request makes little cyclic garbage, so
+collections become rare and short.
 """
 
 import gc

@@ -114,8 +114,8 @@ class Tracing:
         self.project = project
         # Without a client, LangChain would still trace when the environment
         # says so (LANGSMITH_TRACING, or the older LANGCHAIN_TRACING_V2): only
-        # then does a turn need switching it off (entering that context costs
-        # 2% of a chat turn's CPU).
+        # then does a turn need switching it off (entering that context on
+        # every turn is not free).
         self._environment_traces = client is None and bool(
             langsmith.utils.tracing_is_enabled()
         )

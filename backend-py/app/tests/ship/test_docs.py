@@ -3,7 +3,8 @@
 The API table is the app's OpenAPI schema, the configuration table is
 ``Settings`` (names and defaults), every ``make`` target and file path they
 name exists, and every code block says what it is (``bash`` commands are
-accounted for by test_readme.py).
+accounted for by test_readme.py). Benchmark figures live in ``bench/results/``,
+which the README links, and both documents stay short.
 """
 
 import re
@@ -26,7 +27,9 @@ from tests.ship.files import (
 
 DOCS = (README, CLAUDE_MD)
 BLOCK_LANGUAGES = {"bash", "text", "dotenv", "python", "sql"}
-BENCH_MARKERS = ("bench:load", "bench:knowledge", "eval")
+BENCH_RESULTS = ("load.md", "knowledge.md", "eval.md")
+DOC_LINES = ((README, 349), (CLAUDE_MD, 149))
+"""The README is for who runs and calls the service, CLAUDE.md for the code's rules."""
 RUNTIME_PATHS = (".data", ".tools", "backend-py/app/.venv")
 SETTING_NAMES = {name.upper() for name in Settings.model_fields}
 
@@ -116,9 +119,16 @@ def test_every_file_path_named_exists(doc: Path) -> None:
     assert not missing
 
 
-def test_bench_results_have_their_markers_for_the_numbers() -> None:
+def test_the_readme_links_the_benchmark_results() -> None:
     readme = README.read_text(encoding="utf-8")
-    for marker in BENCH_MARKERS:
-        opening, closing = f"<!-- {marker} -->", f"<!-- /{marker} -->"
-        assert readme.count(opening) == 1, opening
-        assert readme.index(opening) < readme.index(closing)
+    for name in BENCH_RESULTS:
+        assert (REPO_ROOT / "bench/results" / name).is_file(), name
+        assert f"(bench/results/{name})" in readme, name
+
+
+@pytest.mark.parametrize(
+    ("doc", "most"), [pytest.param(*d, id=d[0].name) for d in DOC_LINES]
+)
+def test_documents_stay_short_enough_to_read(doc: Path, most: int) -> None:
+    lines = doc.read_text(encoding="utf-8").count("\n")
+    assert lines <= most, f"{doc.name}: move detail to docs/ or bench/results/"

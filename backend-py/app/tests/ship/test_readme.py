@@ -84,7 +84,7 @@ COVERED: dict[str, tuple[str, str]] = {
 
 NO_DOCKER = "no Docker engine runs where CI runs; tests/ship checks the files"
 NO_SUPABASE = "needs the Supabase CLI and a project, which CI does not have"
-BENCHMARK = "a benchmark that takes minutes; its numbers go into the README"
+BENCHMARK = "a benchmark that takes minutes; its numbers go to bench/results/"
 NOT_RUN_HERE: dict[str, str] = {
     "supabase link --project-ref <project-ref>": NO_SUPABASE,
     "supabase db push": NO_SUPABASE,

@@ -33,10 +33,10 @@ class MiniLMEmbeddings(Embeddings):
     dimensions: int = DIMENSIONS
 
     def __init__(self, *, batch_size: int = 16, threads: int | None = None) -> None:
-        """Load the tokenizer and the ONNX session (about 0.3 s).
+        """Load the tokenizer and the ONNX session (once per process: it is slow).
 
         Args:
-            batch_size: Texts per forward pass (8-16 is fastest on 2 cores).
+            batch_size: Texts per forward pass (small batches pad less).
             threads: ONNX intra-op threads; all cores when omitted.
         """
         tokenizer = Tokenizer.from_file(str(TOKENIZER_FILE))
