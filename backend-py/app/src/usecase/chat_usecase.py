@@ -17,8 +17,8 @@ The turn, in the order :meth:`ChatUseCase.execute` runs it:
 4. **Generate** (``LLMGateway``: LangChain with OpenAI or the offline model),
    holding no database connection: a model call takes seconds.
 5. **Answer**: save the AI message with its sources, model, usage and latency
-   in one short service transaction (``MessageGateway.save_answer``): members
-   may not write AI messages, and step 3 proved this user's membership.
+   as the service, one statement (``MessageGateway.save_answer``): members may
+   not write AI messages, and step 3 proved this user's membership.
 
 When the embedding provider fails, step 3 still saves the question and the
 turn then fails with the provider's error (502/504), as a failed generation
@@ -177,7 +177,8 @@ class ChatUseCase:
         Args:
             user: The verified caller.
             as_caller: Opens a transaction as the caller (row-level security).
-            as_service: Opens a transaction as the service (bypasses it).
+            as_service: Opens a session as the service (bypasses it), for
+                the answer: one statement, committed on its own.
             knowledge: Query embeddings and the hybrid search.
             llm: Generation (and the turn's trace).
             limits: The per-user rate limits.
