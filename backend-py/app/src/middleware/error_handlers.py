@@ -13,7 +13,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from src.domain.errors import DomainError, PayloadTooLargeError
+from src.domain.errors import DomainError
 from src.infra.logging import request_id_var
 
 logger = logging.getLogger(__name__)
@@ -61,24 +61,6 @@ async def handle_domain_error(_: Request, exc: Exception) -> JSONResponse:
     if exc.status_code >= 500:
         logger.warning("dependency failure: %s", exc.message, extra={"code": exc.code})
     return error_response(exc.status_code, exc.body(), exc.headers)
-
-
-class RequestBodyTooLarge(StarletteHTTPException):
-    """A streamed body passed its limit while the app was reading it.
-
-    Raised by the body-limit middleware from ``receive``. An ``HTTPException``
-    because FastAPI turns any other error raised while it reads a body into a
-    400; :func:`handle_body_too_large` renders it as the domain's 413.
-    """
-
-    def __init__(self, message: str) -> None:
-        super().__init__(status_code=413, detail=message)
-
-
-async def handle_body_too_large(request: Request, exc: Exception) -> JSONResponse:
-    """413 ``payload_too_large``, as when the declared length is over the limit."""
-    assert isinstance(exc, RequestBodyTooLarge)  # noqa: S101
-    return await handle_domain_error(request, PayloadTooLargeError(str(exc.detail)))
 
 
 async def handle_validation_error(_: Request, exc: Exception) -> JSONResponse:
@@ -181,7 +163,6 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(DomainError, handle_domain_error)
     app.add_exception_handler(RequestValidationError, handle_validation_error)
     app.add_exception_handler(StarletteHTTPException, handle_http_error)
-    app.add_exception_handler(RequestBodyTooLarge, handle_body_too_large)
     app.add_exception_handler(PoolTimeoutError, handle_database_unavailable)
     app.add_exception_handler(DBAPIError, handle_database_error)
     app.add_exception_handler(OSError, handle_driver_error)
