@@ -64,12 +64,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         responses=ERROR_RESPONSES,
     )
     app.state.settings = settings
-    # Innermost of the middleware: its 413/415 still get CORS headers and an id.
-    app.add_middleware(
-        RequestBodyMiddleware,
-        max_request_bytes=settings.max_request_bytes,
-        max_upload_bytes=settings.max_upload_bytes,
-    )
+    # Innermost of the middleware: its 4xx still get CORS headers and an id.
+    app.add_middleware(RequestBodyMiddleware, settings=settings)
     app.add_middleware(
         CORSMiddleware,
         allow_origins=settings.cors_origins,

@@ -96,6 +96,8 @@ class Settings(BaseSettings):
     max_message_chars: int = Field(default=4000, ge=1)
     max_request_bytes: int = Field(default=1_048_576, ge=1024)
     max_upload_bytes: int = Field(default=10_485_760, ge=1024)
+    max_header_bytes: int = Field(default=32_768, ge=4096)
+    body_read_timeout_s: float = Field(default=60.0, gt=0)
     max_page_size: int = Field(default=100, ge=1)
     max_rooms_per_user: int = Field(default=500, ge=1)
     max_search_k: int = Field(default=50, ge=1)

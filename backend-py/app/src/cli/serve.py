@@ -2,6 +2,7 @@
 
 import uvicorn
 
+from src.infra.http_protocol import BoundedHeadersProtocol
 from src.settings import get_settings
 
 
@@ -14,6 +15,7 @@ def main() -> None:
         port=settings.port,
         workers=settings.workers,
         log_config=None,
+        http=BoundedHeadersProtocol,  # 431 on oversized headers, as they arrive
         proxy_headers=True,
         access_log=False,  # RequestContextMiddleware writes one line per request
         timeout_graceful_shutdown=settings.shutdown_grace_s,

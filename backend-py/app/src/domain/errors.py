@@ -58,6 +58,20 @@ class PayloadTooLargeError(DomainError):
     code = "payload_too_large"
 
 
+class RequestTimeoutError(DomainError):
+    """The client did not send the request body in time."""
+
+    status_code = 408
+    code = "request_timeout"
+
+
+class HeadersTooLargeError(DomainError):
+    """The request's headers are over their limit."""
+
+    status_code = 431
+    code = "request_header_fields_too_large"
+
+
 class UnsupportedMediaTypeError(DomainError):
     """The content type is not one the endpoint reads."""
 

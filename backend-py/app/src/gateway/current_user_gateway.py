@@ -16,7 +16,8 @@ from src.domain.errors import AuthenticationError
 from src.infra.db_client import Database
 
 KNOWN_USER_TTL_S = 60.0
-"""How long a user id stays known; a deleted auth user is refused after this."""
+"""How long a user id stays known without a look in the database (a write that
+finds the user deleted checks again at once, see ``recheck``)."""
 
 KNOWN_USER_MAX_ENTRIES = 10_000
 
@@ -50,13 +51,17 @@ class KnownUserCache:
         while len(self._expiry) > self._max_entries:
             self._expiry.popitem(last=False)
 
+    def discard(self, user_id: uuid.UUID) -> None:
+        """Forget ``user_id``: its next request checks the database again."""
+        self._expiry.pop(user_id, None)
+
 
 class CurrentUserGateway:
     """Ensures the caller's ``general_users`` row; built once at start-up."""
 
     def __init__(self, database: Database, known_users: KnownUserCache) -> None:
         self._database = database
-        self._known_users = known_users
+        self.known_users = known_users
 
     async def ensure_exists(self, user_id: uuid.UUID) -> None:
         """Create the caller's ``general_users`` row if it is missing.
@@ -67,7 +72,7 @@ class CurrentUserGateway:
         Raises:
             AuthenticationError: ``user_id`` is not in ``auth.users``.
         """
-        if user_id in self._known_users:
+        if user_id in self.known_users:
             return
         async with self._database.service_transaction() as session:
             exists = await session.scalar(
@@ -75,4 +80,17 @@ class CurrentUserGateway:
             )
         if not exists:
             raise AuthenticationError("unknown user")
-        self._known_users.add(user_id)
+        self.known_users.add(user_id)
+
+    async def recheck(self, user_id: uuid.UUID) -> None:
+        """Check again, in the database, that the caller still exists.
+
+        Called when a write refers to the caller's id and the database says it
+        is gone (a foreign-key violation): a user deleted while their id was
+        cached is then refused at once, not when the cache entry expires.
+
+        Raises:
+            AuthenticationError: ``user_id`` is no longer in ``auth.users``.
+        """
+        self.known_users.discard(user_id)
+        await self.ensure_exists(user_id)

@@ -272,6 +272,23 @@ def session_settings(settings: Settings) -> dict[str, str]:
     }
 
 
+def session_setup_script(settings: Settings) -> str:
+    """The ``set`` statements a new connection runs: :func:`session_settings`.
+
+    Sent once per connection, as one message, instead of as startup
+    parameters: Supabase's session pooler (Supavisor, port 5432, the path the
+    README recommends) opens its server connection with a startup message of
+    its own, carrying only the user, the database, ``application_name`` and
+    ``search_path``, so it drops every other startup parameter. ``set`` reaches
+    the server through any pooler in session mode and on a direct connection.
+    """
+    return "".join(
+        f"set {name} = {sql_literal(value)};"
+        for name, value in session_settings(settings).items()
+        if name != "application_name"
+    )
+
+
 def encode_vector(value: Sequence[float] | str) -> bytes:
     """A pgvector ``vector`` in its binary wire format.
 
@@ -328,13 +345,19 @@ def create_engine(url: str, settings: Settings) -> AsyncEngine:
             # The driver gives up on a statement after this (TimeoutError, a
             # 503): the server's statement_timeout needs a server that answers.
             "command_timeout": settings.db_command_timeout_s,
-            "server_settings": session_settings(settings),
+            # The rest of session_settings is set on connect (poolers drop it).
+            "server_settings": {"application_name": "rag-chat-backend"},
         },
     )
+    setup = session_setup_script(settings)
+
+    async def prepare(connection: Any) -> None:
+        await connection.execute(setup)
+        await register_vector_codec(connection)
 
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
-        dbapi_connection.run_async(register_vector_codec)
+        dbapi_connection.run_async(prepare)
 
     return engine
 

@@ -160,13 +160,18 @@ def apply_compat_layer(conninfo: str) -> None:
     """Make an embedded Postgres look like Supabase's (roles, ``auth``, grants).
 
     Never call this for a ``DATABASE_URL`` database: the SQL itself refuses to
-    run where Supabase's own admin roles exist.
+    run where Supabase's own admin roles exist, and that refusal (its message)
+    is what the caller sees.
     """
     with psycopg.connect(conninfo, autocommit=True) as conn:
         conn.execute("select pg_advisory_lock(%s)", (_LOCK_KEY,))
         try:
             conn.execute(COMPAT_FILE.read_bytes())
         finally:
+            # The file is one transaction: after an error (the guard's refusal)
+            # it is aborted, and the unlock would fail and hide that error.
+            if conn.info.transaction_status == psycopg.pq.TransactionStatus.INERROR:
+                conn.execute("rollback")
             conn.execute("select pg_advisory_unlock(%s)", (_LOCK_KEY,))
 
 

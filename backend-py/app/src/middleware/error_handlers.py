@@ -9,12 +9,18 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import (
+    DBAPIError,
+    EmulatedDBAPIException,
+    InterfaceError,
+    OperationalError,
+)
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from src.domain.errors import DomainError, PayloadTooLargeError
+from src.domain.errors import AuthenticationError, DomainError
 from src.infra.logging import request_id_var
+from src.middleware.auth_middleware import bearer_token
 
 logger = logging.getLogger(__name__)
 
@@ -61,24 +67,6 @@ async def handle_domain_error(_: Request, exc: Exception) -> JSONResponse:
     if exc.status_code >= 500:
         logger.warning("dependency failure: %s", exc.message, extra={"code": exc.code})
     return error_response(exc.status_code, exc.body(), exc.headers)
-
-
-class RequestBodyTooLarge(StarletteHTTPException):
-    """A streamed body passed its limit while the app was reading it.
-
-    Raised by the body-limit middleware from ``receive``. An ``HTTPException``
-    because FastAPI turns any other error raised while it reads a body into a
-    400; :func:`handle_body_too_large` renders it as the domain's 413.
-    """
-
-    def __init__(self, message: str) -> None:
-        super().__init__(status_code=413, detail=message)
-
-
-async def handle_body_too_large(request: Request, exc: Exception) -> JSONResponse:
-    """413 ``payload_too_large``, as when the declared length is over the limit."""
-    assert isinstance(exc, RequestBodyTooLarge)  # noqa: S101
-    return await handle_domain_error(request, PayloadTooLargeError(str(exc.detail)))
 
 
 async def handle_validation_error(_: Request, exc: Exception) -> JSONResponse:
@@ -144,9 +132,40 @@ def means_unavailable(sqlstate: object) -> bool:
     return isinstance(sqlstate, str) and sqlstate[:2] in UNAVAILABLE_SQLSTATE_CLASSES
 
 
+FOREIGN_KEY_VIOLATION = "23503"
+
+
+def _sqlstate(exc: Exception) -> object:
+    cause = getattr(exc, "orig", None) or exc
+    return getattr(exc, "sqlstate", None) or getattr(cause, "sqlstate", None)
+
+
+async def _deleted_caller(request: Request, exc: Exception) -> JSONResponse | None:
+    """401 "unknown user" when a foreign-key violation is the caller's deletion.
+
+    The API trusts a known user's id for a while (``KnownUserCache``); a user
+    deleted meanwhile makes their next write refer to a missing row. Only then
+    is the caller looked up again (one round trip, on this error only).
+    """
+    if _sqlstate(exc) != FOREIGN_KEY_VIOLATION:
+        return None
+    state = request.app.state
+    try:
+        token = bearer_token(request.headers.get("authorization"))
+        user = await state.token_verifier.verify(token)
+        await state.current_user_gateway.recheck(user.id)
+    except AuthenticationError as refused:
+        return await handle_domain_error(request, refused)
+    except DomainError:
+        return None  # no valid caller: the violation is not about them
+    return None
+
+
 async def handle_database_error(request: Request, exc: Exception) -> JSONResponse:
     """Connection-level driver errors are 503; anything else is a bug (500)."""
     assert isinstance(exc, DBAPIError)  # noqa: S101
+    if deleted := await _deleted_caller(request, exc):
+        return deleted
     if (
         exc.connection_invalidated
         or isinstance(exc, OperationalError | InterfaceError)
@@ -159,11 +178,18 @@ async def handle_database_error(request: Request, exc: Exception) -> JSONRespons
 async def handle_driver_error(request: Request, exc: Exception) -> JSONResponse:
     """The driver's own errors, raised while connecting (SQLAlchemy wraps the rest).
 
-    A refused or dropped connection, or a server that is starting or full, is
-    503; anything else is a bug (500).
+    asyncpg's errors come bare, or in SQLAlchemy's emulated DBAPI errors
+    when a connection is taken from the pool outside a session (the chat
+    turn's statements). A refused or dropped connection, or a server that is
+    starting, recovering or full (``CannotConnectNowError``, SQLSTATE 57P03),
+    is 503; anything else is a bug (500).
     """
-    sqlstate = getattr(exc, "sqlstate", None)
-    if isinstance(exc, OSError | asyncpg.InterfaceError) or means_unavailable(sqlstate):
+    if deleted := await _deleted_caller(request, exc):
+        return deleted
+    cause = getattr(exc, "orig", None) or exc
+    if isinstance(cause, OSError | asyncpg.InterfaceError) or means_unavailable(
+        _sqlstate(exc)
+    ):
         return await handle_database_unavailable(request, exc)
     return await handle_unexpected_error(request, exc)
 
@@ -181,10 +207,10 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(DomainError, handle_domain_error)
     app.add_exception_handler(RequestValidationError, handle_validation_error)
     app.add_exception_handler(StarletteHTTPException, handle_http_error)
-    app.add_exception_handler(RequestBodyTooLarge, handle_body_too_large)
     app.add_exception_handler(PoolTimeoutError, handle_database_unavailable)
     app.add_exception_handler(DBAPIError, handle_database_error)
     app.add_exception_handler(OSError, handle_driver_error)
     app.add_exception_handler(asyncpg.PostgresError, handle_driver_error)
     app.add_exception_handler(asyncpg.InterfaceError, handle_driver_error)
+    app.add_exception_handler(EmulatedDBAPIException, handle_driver_error)
     app.add_exception_handler(Exception, handle_unexpected_error)

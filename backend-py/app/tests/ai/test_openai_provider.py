@@ -15,7 +15,7 @@ from src.domain.service.prompt_builder import build_chat_messages
 from src.gateway.llm_gateway import LLMGateway
 from src.infra.llm.openai_models import OpenAIChatModels
 from tests.ai.conftest import API_KEY, BuildProviders
-from tests.support.fake_openai import FakeOpenAI, fake_embedding
+from tests.support.fake_openai import GARBLES, FakeOpenAI, Garble, fake_embedding
 
 CHAT = "/v1/chat/completions"
 EMBEDDINGS = "/v1/embeddings"
@@ -229,3 +229,30 @@ async def test_a_model_outside_the_allowed_list_is_refused_before_any_request(
 
     assert "gpt-4o" in caught.value.message
     assert fake_openai.requests == []
+
+
+UNREADABLE = "The language model provider sent an answer that could not be read."
+
+
+@pytest.mark.parametrize("garble", GARBLES)
+async def test_an_invalid_answer_is_an_llm_provider_error(
+    fake_openai: FakeOpenAI, build_openai: BuildProviders, garble: Garble
+) -> None:
+    providers = build_openai()
+    gateway = LLMGateway(providers.chat)
+
+    fake_openai.garble_next(3, garble)
+    with pytest.raises(LLMProviderError) as generating:
+        await gateway.generate(prompt(), model=None, temperature=None)
+    with pytest.raises(LLMProviderError) as streaming:
+        async for _ in gateway.stream(prompt(), model=None, temperature=None):
+            pass
+    with pytest.raises(LLMProviderError) as embedding:
+        await providers.embeddings.aembed_documents(["alpha", "beta"])
+
+    assert generating.value.status_code == 502
+    assert generating.value.code == "llm_provider_error"
+    assert generating.value.message == UNREADABLE
+    assert streaming.value.code == "llm_provider_error"
+    assert embedding.value.code == "llm_provider_error"
+    assert len(fake_openai.requests_to(CHAT)) == 2

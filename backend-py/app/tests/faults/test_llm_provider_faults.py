@@ -7,6 +7,7 @@ import httpx
 import pytest
 
 from tests.faults.conftest import FaultServer, FaultyOpenAI, openai_env
+from tests.support.fake_openai import GARBLES, Garble
 from tests.support.sse import sse_events
 
 pytestmark = pytest.mark.e2e
@@ -97,3 +98,23 @@ def test_a_stream_dropped_midway_ends_with_one_error_event(
         "user",
         "assistant",
     ]
+
+
+@pytest.mark.parametrize("garble", GARBLES)
+def test_an_invalid_answer_is_502_and_an_error_event_in_a_stream(
+    server: FaultServer, fake_provider: FaultyOpenAI, garble: Garble
+) -> None:
+    _, headers = server.new_user()
+    fake_provider.garble_next(2, garble)
+    with httpx.Client(base_url=server.base_url, headers=headers, timeout=30) as client:
+        answered = client.post("/api/chat", json={"message": "hello?"})
+        with client.stream(
+            "POST", "/api/chat/stream", json={"message": "hello again?"}
+        ) as response:
+            events = sse_events(list(response.iter_lines()))
+
+    assert answered.status_code == 502, answered.text
+    assert answered.json()["error"] == "llm_provider_error"
+    assert response.status_code == 200
+    assert events[-1][0] == "error"
+    assert events[-1][1]["code"] == "llm_provider_error"

@@ -24,6 +24,7 @@ from src.infra.db_client import (
     sql_literal,
 )
 from tests.conftest import make_settings
+from tests.support.dropping_pooler import DroppingPooler
 
 CLAIMS = {"sub": str(uuid.UUID(int=7)), "role": "authenticated"}
 BACKEND_PID = text("select pg_backend_pid()")
@@ -247,3 +248,39 @@ async def test_vectors_travel_in_binary_both_ways(database: Database) -> None:
     assert rows[0]["text_form"] == "[0.25,0.5]"
     assert rows[0]["value"].tolist() == [0.25, 0.5]
     assert rows[0]["distance"] == pytest.approx(0.0)
+
+
+async def test_the_session_settings_hold_behind_a_pooler_that_drops_startup_parameters(
+    database_url: str,
+) -> None:
+    async with DroppingPooler(database_url) as pooler:
+        url = pooler.url_for(database_url)
+        settings = make_settings(
+            url, db_pool_size=1, db_statement_timeout_ms=4321, hnsw_ef_search=61
+        )
+        engine = create_engine(url, settings)
+        try:
+            async with Database(engine=engine).user_transaction(CLAIMS) as session:
+                row = (
+                    await session.execute(
+                        text(
+                            "select current_setting('statement_timeout'), "
+                            "current_setting('plan_cache_mode'), "
+                            "current_setting('random_page_cost'), "
+                            "current_setting('hnsw.ef_search'), "
+                            "current_setting('hnsw.iterative_scan'), current_user"
+                        )
+                    )
+                ).one()
+        finally:
+            await engine.dispose()
+
+    assert tuple(row) == (
+        "4321ms",
+        "force_generic_plan",
+        "1.1",
+        "61",
+        "relaxed_order",
+        "authenticated",
+    )
+    assert len(pooler.startups) == 1, "the one connection went through the pooler"

@@ -132,3 +132,27 @@ def test_the_compat_layer_is_idempotent(scratch_db: str) -> None:
         "authenticator",
         "service_role",
     ]
+
+
+def test_the_compat_layer_refuses_a_supabase_database_with_its_own_message(
+    scratch_db: str,
+) -> None:
+    # Real Supabase databases have this role; it is cluster-wide, so it goes
+    # again at once (roles of the test server are the test session's own).
+    with psycopg.connect(scratch_db, autocommit=True) as conn:
+        conn.execute("create role supabase_auth_admin nologin")
+    try:
+        with pytest.raises(psycopg.errors.RaiseException) as refused:
+            apply_compat_layer(scratch_db)
+    finally:
+        with psycopg.connect(scratch_db, autocommit=True) as conn:
+            conn.execute("drop role supabase_auth_admin")
+
+    assert "must not be applied to a real Supabase database" in str(refused.value)
+    with psycopg.connect(scratch_db) as conn:
+        locks = conn.execute(
+            "select count(*) from pg_locks where locktype = 'advisory'"
+        ).fetchone()
+        auth_users = conn.execute("select to_regclass('auth.users')").fetchone()
+    assert locks == (0,)
+    assert auth_users == (None,)

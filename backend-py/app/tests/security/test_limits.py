@@ -1,6 +1,9 @@
 """Every limit of the settings is a clear 4xx that names it (body and upload: 413
 in test_bad_requests; rates: test_rate_limits)."""
 
+import asyncio
+from collections.abc import AsyncIterator
+
 import httpx
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -101,3 +104,50 @@ async def test_search_k_over_max_search_k_is_422(
     assert over.json()["message"] == "k must be at most 5"
     assert at_limit.status_code == 200
     assert zero.status_code == 422
+
+
+async def test_headers_over_max_header_bytes_are_431(
+    client_with: ClientFactory,
+) -> None:
+    async with client_with(max_header_bytes=8192) as client:
+        over = await client.get("/api/documents", headers={"X-Pad": "p" * 8192})
+        under = await client.get("/api/documents", headers={"X-Pad": "p" * 4096})
+
+    assert over.status_code == 431
+    assert over.json()["error"] == "request_header_fields_too_large"
+    assert over.json()["message"] == "request headers are limited to 8192 bytes"
+    assert under.status_code == 200
+
+
+async def test_a_body_that_stops_arriving_is_408_before_the_route_runs(
+    client_with: ClientFactory, connection: AsyncConnection
+) -> None:
+    never = asyncio.Event()
+
+    async def trickle() -> AsyncIterator[bytes]:
+        yield b'{"title": "'
+        await never.wait()
+
+    before = await row_counts(connection)
+    async with client_with(body_read_timeout_s=0.2) as client:
+        stalled = await client.post(
+            "/api/chat-rooms",
+            content=trickle(),
+            headers={"Content-Type": "application/json"},
+        )
+        chunked = await client.post(
+            "/api/chat-rooms",
+            content=_chunks(b'{"title": ', b'"in two parts"}'),
+            headers={"Content-Type": "application/json"},
+        )
+
+    assert stalled.status_code == 408
+    assert stalled.json()["error"] == "request_timeout"
+    assert chunked.status_code == 201, chunked.text
+    assert chunked.json()["title"] == "in two parts"
+    assert (await row_counts(connection))[0] == before[0] + 1
+
+
+async def _chunks(*parts: bytes) -> AsyncIterator[bytes]:
+    for part in parts:
+        yield part

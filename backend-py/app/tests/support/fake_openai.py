@@ -3,8 +3,9 @@
 Implements ``POST /v1/chat/completions`` (JSON, or SSE chunks ending with a
 usage chunk when ``stream_options.include_usage`` is set) and
 ``POST /v1/embeddings`` (deterministic vectors, as floats or base64). It records
-every request, and can be told to answer the next requests with an error status
-or to hang past the client's timeout.
+every request, and can be told to answer the next requests with an error status,
+to hang past the client's timeout, or to answer 200 with something that is not
+a valid answer (:data:`GARBLES`).
 """
 
 import asyncio
@@ -17,7 +18,7 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal, get_args
 
 import numpy as np
 from starlette.applications import Starlette
@@ -52,6 +53,16 @@ class RecordedRequest:
     body: dict[str, Any]
 
 
+Garble = Literal[
+    "malformed_json", "html_page", "wrong_schema", "empty_choices", "bad_chunk"
+]
+"""Answers with status 200 that are not valid: a body cut off mid-JSON, an HTML
+page, JSON of another shape, no ``choices``, or a stream chunk that is not JSON
+(a plain answer when the request was not streamed)."""
+
+GARBLES: tuple[Garble, ...] = get_args(Garble)
+
+
 @dataclass
 class Fault:
     """What the next request gets instead of an answer."""
@@ -59,6 +70,7 @@ class Fault:
     status: int
     message: str
     hang_s: float = 0.0
+    garble: Garble | None = None
 
 
 @dataclass
@@ -108,6 +120,12 @@ class FakeOpenAI:
         with self._lock:
             for _ in range(count):
                 self._faults.append(Fault(504, "fake hang", hang_s=seconds))
+
+    def garble_next(self, count: int, garble: Garble) -> None:
+        """Answer the next ``count`` requests 200 with an invalid answer."""
+        with self._lock:
+            for _ in range(count):
+                self._faults.append(Fault(200, garble, garble=garble))
 
     def requests_to(self, path: str) -> list[RecordedRequest]:
         """The recorded requests to one path (``/v1/embeddings``...)."""
@@ -209,6 +227,8 @@ def _encode(vector: list[float], as_base64: bool) -> list[float] | str:
 
 
 async def _fault_response(fault: Fault, request: Request) -> Response:
+    if fault.garble is not None:
+        return await _garbled(fault.garble, request)
     if fault.hang_s:
         # The body was read, so the next message is the client's disconnect.
         with contextlib.suppress(TimeoutError):
@@ -250,3 +270,24 @@ async def _sse(
         yield f"data: {json.dumps(chunk)}\n\n".encode()
         await asyncio.sleep(delay_s)
     yield b"data: [DONE]\n\n"
+
+
+_HTML_PAGE = "<!doctype html><html><body><h1>502 Bad Gateway</h1></body></html>"
+
+
+async def _garbled(garble: Garble, request: Request) -> Response:
+    body = json.loads(await request.body())
+    if garble == "html_page":
+        return Response(_HTML_PAGE, media_type="text/html")
+    if garble == "wrong_schema":
+        return JSONResponse({"result": {"text": "not the OpenAI shape"}, "data": 7})
+    if garble == "empty_choices":
+        empty = {"id": "x", "object": "chat.completion", "created": 0}
+        return JSONResponse({**empty, "model": body.get("model"), "choices": []})
+    if garble == "bad_chunk" and body.get("stream"):
+        first = next(_chunks(str(body.get("model")), "Half", None))
+        lines = f"data: {json.dumps(first)}\n\ndata: {{not json\n\n"
+        return Response(lines, media_type="text/event-stream")
+    return Response(
+        '{"id": "chatcmpl-fake", "choices": [{"ind', media_type="application/json"
+    )

@@ -9,6 +9,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    Strict,
     StringConstraints,
     model_validator,
 )
@@ -190,8 +191,10 @@ def hundredths(temperature: float) -> float:
     return round(temperature, 2)
 
 
-Temperature = Annotated[float, Field(ge=0, le=2), AfterValidator(hundredths)]
-"""A sampling temperature, as written and as read back (see :func:`hundredths`)."""
+Temperature = Annotated[float, Strict(), Field(ge=0, le=2), AfterValidator(hundredths)]
+"""A sampling temperature, as written and as read back (see :func:`hundredths`).
+
+Strict: ``false`` is refused (422), not read as 0.0; integers are accepted."""
 
 
 class PersonaOut(BaseModel):

@@ -1,5 +1,11 @@
 """Provider failures as the project's errors (502 or 504, with a clear message).
 
+An answer that is not valid (a body that is not JSON, an HTML page sent with
+status 200, JSON of another shape, no ``choices``, a stream chunk that does not
+parse) surfaces from the SDK and LangChain as a ``ValueError`` (JSON decoding
+among them), ``TypeError``, ``LookupError`` or ``AttributeError``: raised by a
+provider call, those are the provider's failure (502), not ours.
+
 The messages are ours: a provider's own message can echo part of the API key
 (e.g. on 401), so it is never passed on.
 """
@@ -26,12 +32,24 @@ from src.domain.errors import (
 
 logger = logging.getLogger(__name__)
 
+INVALID_ANSWER_ERRORS: tuple[type[Exception], ...] = (
+    ValueError,
+    TypeError,
+    LookupError,
+    AttributeError,
+)
+"""What reading a provider's answer raises when the answer is not valid."""
+
 PROVIDER_ERRORS: tuple[type[Exception], ...] = (
     openai.OpenAIError,
     ModelError,
     TimeoutError,  # also langchain-openai's StreamChunkTimeoutError
+    *INVALID_ANSWER_ERRORS,
 )
-"""What a LangChain model or embeddings call raises when the provider fails."""
+"""What a LangChain model or embeddings call raises when the provider fails.
+
+Catch them around the provider call only: elsewhere a ``ValueError`` is a bug.
+"""
 
 _KNOWN: tuple[tuple[tuple[type[Exception], ...], Callable[[], DomainError]], ...] = (
     (
@@ -61,6 +79,12 @@ _KNOWN: tuple[tuple[tuple[type[Exception], ...], Callable[[], DomainError]], ...
         (openai.APIConnectionError, ModelConnectionError),
         lambda: LLMProviderError("The language model provider could not be reached."),
     ),
+    (
+        (openai.APIResponseValidationError, *INVALID_ANSWER_ERRORS),
+        lambda: LLMProviderError(
+            "The language model provider sent an answer that could not be read."
+        ),
+    ),
 )
 
 
@@ -78,6 +102,8 @@ def provider_error(exc: Exception) -> DomainError:
     logger.warning(
         "LLM provider failure",
         extra={"error_type": type(exc).__name__, "provider_status": status},
+        # An unreadable answer could also be a bug of ours: keep the traceback.
+        exc_info=exc if isinstance(exc, INVALID_ANSWER_ERRORS) else None,
     )
     for kinds, make in _KNOWN:
         if isinstance(exc, kinds):
