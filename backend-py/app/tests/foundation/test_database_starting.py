@@ -13,7 +13,7 @@ import pytest
 from src.app import create_app
 from src.infra.ai_providers import AIProviders
 from src.infra.db_client import Database, create_engine
-from src.infra.runtime import runtime
+from src.runtime import runtime
 from src.settings import Settings
 from tests.factories import auth_headers, mint_token
 from tests.support.starting_postgres import StartingPostgres
