@@ -94,7 +94,7 @@ class ClaimLostError(Exception):
 
 
 class NothingToIndexError(Exception):
-    """The document has no text; retrying cannot help."""
+    """The document has no text, or its file cannot be parsed: retrying cannot help."""
 
 
 class IngestionWorker:
@@ -196,7 +196,7 @@ class IngestionWorker:
             raise
         except ClaimLostError:
             return IndexResult(claim.id, "lost")
-        except (NothingToIndexError, DomainError) as exc:
+        except NothingToIndexError as exc:
             return await self._record_failure(claim, exc, permanent=True)
         except Exception as exc:  # noqa: BLE001 - any failure is recorded and retried
             return await self._record_failure(claim, exc, permanent=False)
@@ -234,12 +234,15 @@ class IngestionWorker:
         """Parse the uploaded file (bounded), store its text and queue it again.
 
         Raises:
-            DomainError: The file cannot be parsed within the bounds.
+            NothingToIndexError: The file cannot be parsed within the bounds.
         """
         filename = claim.source or "upload"
-        parsed = await parse_bounded(
-            filename, original, claim.mime_type, bounds=self._parse_bounds
-        )
+        try:
+            parsed = await parse_bounded(
+                filename, original, claim.mime_type, bounds=self._parse_bounds
+            )
+        except DomainError as exc:
+            raise NothingToIndexError(exc.message) from exc
         # A title the uploader chose is kept; the file name's stem gives way to
         # the document's own title.
         title = parsed.title if claim.title == fallback_title(filename) else claim.title
