@@ -15,6 +15,7 @@ from src.gateway.current_user_gateway import CurrentUserGateway, KnownUserCache
 from src.gateway.rate_limit_gateway import RateLimitGateway
 from src.infra.ai_providers import AIProviders, open_ai_providers
 from src.infra.db_client import Database
+from src.infra.embedded_postgres import supervised
 from src.infra.ingestion_worker import ingestion_worker_running
 from src.middleware.auth_middleware import TokenVerifier
 from src.settings import Settings
@@ -46,6 +47,10 @@ async def runtime(
         app.state.settings = settings
         app.state.database = database
         app.state.http_client = http_client
+        # -- issue 19: the embedded database (development) is started again
+        # when its postmaster dies --
+        if database.embedded is not None:
+            await stack.enter_async_context(supervised(database.embedded))
         # -- auth (issue 3): token verifier --
         app.state.token_verifier = TokenVerifier.from_settings(settings, http_client)
         app.state.current_user_gateway = CurrentUserGateway(database, KnownUserCache())

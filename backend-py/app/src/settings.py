@@ -122,8 +122,10 @@ class Settings(BaseSettings):
     worker_poll_interval_s: float = Field(default=5.0, gt=0)
     worker_max_attempts: int = Field(default=5, ge=1)
     worker_concurrency: int = Field(default=1, ge=1)
-    worker_lease_s: float = Field(default=300.0, gt=0)
+    worker_lease_s: float = Field(default=30.0, gt=0)
     worker_retry_base_s: float = Field(default=10.0, ge=0)
+    parse_timeout_s: float = Field(default=60.0, gt=0)
+    parse_memory_mb: int = Field(default=1024, ge=128)
 
     @model_validator(mode="after")
     def _refuse_unsafe_production_values(self) -> Self:

@@ -6,6 +6,11 @@ its absolute path in ``source``: running the command again skips unchanged
 files and re-indexes changed ones. The documents are then indexed here, with
 the same worker code the server runs (``--queue-only`` leaves that to the
 server's worker). Uses ``DATABASE_URL``, or the embedded database.
+
+Each file is parsed as the worker parses uploads: in a child process with
+``PARSE_TIMEOUT_S`` and ``PARSE_MEMORY_MB`` (a file the admin chose may still be
+hostile), its output bounded relative to ``MAX_UPLOAD_BYTES`` or to the file's
+own size when it is larger.
 """
 
 import argparse
@@ -14,17 +19,18 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from tqdm import tqdm
 
 from src.domain.errors import DomainError
-from src.domain.service.document_parsing import SUPPORTED_EXTENSIONS, parse_document
+from src.domain.service.document_parsing import SUPPORTED_EXTENSIONS, ParseLimits
 from src.gateway.document_index_gateway import DocumentIndexGateway
 from src.infra.ai_providers import build_ai_providers
+from src.infra.bounded_parse import ParseBounds, parse_bounded
 from src.infra.db_client import Database, open_database
-from src.infra.ingestion_worker import IngestionWorker
+from src.infra.ingestion_worker import IngestionWorker, parse_bounds
 from src.settings import Settings, get_settings
 from src.usecase.document_usecase import content_hash
 
@@ -66,13 +72,29 @@ def find_files(root: Path) -> list[Path]:
 
 
 async def load_files(
-    database: Database, files: Sequence[Path], *, progress: bool = True
+    database: Database,
+    files: Sequence[Path],
+    *,
+    progress: bool = True,
+    bounds: ParseBounds | None = None,
 ) -> IngestSummary:
-    """Store each file as a shared document (one transaction per file)."""
+    """Store each file as a shared document (one transaction per file).
+
+    Args:
+        database: Where the documents go.
+        files: The files to load.
+        progress: Show a progress bar.
+        bounds: Limits of each parse (from the settings when omitted).
+    """
+    bounds = bounds or parse_bounds(get_settings())
     summary = IngestSummary()
     for path in tqdm(files, desc="loading", unit="file", disable=not progress):
         try:
-            parsed = parse_document(path.name, path.read_bytes())
+            data = path.read_bytes()
+            limits = ParseLimits.relative_to(max(len(data), bounds.limits.max_chars))
+            parsed = await parse_bounded(
+                path.name, data, None, bounds=replace(bounds, limits=limits)
+            )
         except (DomainError, OSError) as exc:
             summary.skipped.append((path, getattr(exc, "message", str(exc))))
             continue
@@ -148,7 +170,7 @@ async def run(root: Path, settings: Settings, *, queue_only: bool) -> IngestSumm
     files = find_files(root)
     database = await open_database(settings)
     try:
-        summary = await load_files(database, files)
+        summary = await load_files(database, files, bounds=parse_bounds(settings))
         if summary.document_ids and not queue_only:
             ai = build_ai_providers(settings)
             worker = IngestionWorker(

@@ -8,16 +8,17 @@ import uuid
 from collections.abc import Sequence
 from typing import Any, cast
 
-from sqlalchemy import delete, func, insert, select
+from sqlalchemy import ColumnElement, delete, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import QueryableAttribute, defer
 from sqlmodel import col
 
 from src.domain.entity.models import Documents
 
-# Lists and status reads never need the (possibly large) text.
-_WITHOUT_CONTENT = defer(
-    cast("QueryableAttribute[Any]", Documents.content), raiseload=True
+# Lists and status reads never need the (possibly large) text or file.
+_WITHOUT_CONTENT = (
+    defer(cast("QueryableAttribute[Any]", Documents.content), raiseload=True),
+    defer(cast("QueryableAttribute[Any]", Documents.original), raiseload=True),
 )
 
 
@@ -38,8 +39,13 @@ class DocumentGateway:
         source: str | None = None,
         mime_type: str = "text/plain",
         metadata: dict[str, Any] | None = None,
+        original: bytes | None = None,
+        original_sha256: str | None = None,
     ) -> Documents:
-        """Insert a pending document (the trigger hashes it and wakes the worker)."""
+        """Insert a pending document (the trigger hashes it and wakes the worker).
+
+        An uploaded file to parse comes as ``original`` with empty ``content``.
+        """
         statement = (
             insert(Documents)
             .values(
@@ -51,6 +57,8 @@ class DocumentGateway:
                 source=source,
                 mime_type=mime_type,
                 metadata_=metadata or {},
+                original=original,
+                original_sha256=original_sha256,
             )
             .returning(Documents)
         )
@@ -65,12 +73,43 @@ class DocumentGateway:
         chat_room_id: int | None,
     ) -> Documents | None:
         """The owner's document with this exact content and placement, if any."""
+        return await self._find_same(
+            col(Documents.content_hash) == content_hash,
+            owner_id=owner_id,
+            visibility=visibility,
+            chat_room_id=chat_room_id,
+        )
+
+    async def find_same_file(
+        self,
+        *,
+        owner_id: uuid.UUID,
+        original_sha256: str,
+        visibility: str,
+        chat_room_id: int | None,
+    ) -> Documents | None:
+        """The owner's document uploaded from this exact file to this place."""
+        return await self._find_same(
+            col(Documents.original_sha256) == original_sha256,
+            owner_id=owner_id,
+            visibility=visibility,
+            chat_room_id=chat_room_id,
+        )
+
+    async def _find_same(
+        self,
+        same: ColumnElement[bool],
+        *,
+        owner_id: uuid.UUID,
+        visibility: str,
+        chat_room_id: int | None,
+    ) -> Documents | None:
         statement = (
             select(Documents)
-            .options(_WITHOUT_CONTENT)
+            .options(*_WITHOUT_CONTENT)
             .where(
+                same,
                 col(Documents.owner_id) == owner_id,
-                col(Documents.content_hash) == content_hash,
                 col(Documents.visibility) == visibility,
                 col(Documents.chat_room_id).is_not_distinct_from(chat_room_id),
             )
@@ -85,7 +124,7 @@ class DocumentGateway:
         """The owner's documents, newest first, without their content."""
         statement = (
             select(Documents)
-            .options(_WITHOUT_CONTENT)
+            .options(*_WITHOUT_CONTENT)
             .where(col(Documents.owner_id) == owner_id)
             .order_by(col(Documents.id).desc())
             .limit(limit)
@@ -97,7 +136,7 @@ class DocumentGateway:
         """A document the caller may read (own, shared, or of their rooms)."""
         statement = (
             select(Documents)
-            .options(_WITHOUT_CONTENT)
+            .options(*_WITHOUT_CONTENT)
             .where(col(Documents.id) == document_id)
         )
         return (await self._session.scalars(statement)).first()

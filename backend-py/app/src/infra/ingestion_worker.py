@@ -11,7 +11,16 @@ and mark it ``ready`` in one transaction. A failure schedules a retry with
 exponential backoff and, after ``worker_max_attempts``, marks it ``failed`` with
 the error text. A worker that dies mid-document leaves a ``processing`` row
 whose lease runs out, and the next worker takes it again: chunks are only ever
-swapped whole, so a document is never half-indexed.
+swapped whole, so a document is never half-indexed. The lease is short
+(``worker_lease_s``) and a heartbeat renews it every third of that while the
+document is worked on, so a dead worker's document is taken over within one
+lease, and a live worker's never.
+
+An uploaded PDF or HTML file arrives as ``original`` (its bytes) with no text
+yet: the worker first extracts the text in a child process bounded in time and
+memory (:mod:`src.infra.bounded_parse`), stores it and queues the document
+again (outcome ``extracted``); a file that cannot be parsed within the bounds
+is ``failed`` at once, with the reason, since retrying cannot help.
 """
 
 import asyncio
@@ -25,13 +34,16 @@ import psycopg
 from fastapi import FastAPI
 from langchain_core.embeddings import Embeddings
 
+from src.domain.errors import DomainError
 from src.domain.service.chunking import Chunk, chunk_text, embedding_text
+from src.domain.service.document_parsing import ParseLimits, fallback_title
 from src.gateway.document_index_gateway import (
     ClaimedDocument,
     DocumentIndexGateway,
     EmbeddedChunk,
 )
 from src.gateway.embeddings_gateway import vector_literal
+from src.infra.bounded_parse import ParseBounds, parse_bounded
 from src.infra.db_client import Database, libpq_url
 from src.settings import Settings
 
@@ -42,7 +54,16 @@ MAX_RETRY_DELAY_S = 3600.0
 EMBED_SLICE = 256
 """Chunks embedded between two lease renewals."""
 
-Outcome = Literal["ready", "unchanged", "retry", "failed", "lost"]
+Outcome = Literal["ready", "unchanged", "extracted", "retry", "failed", "lost"]
+
+
+def parse_bounds(settings: Settings) -> ParseBounds:
+    """The time, memory and output limits of parsing one uploaded file."""
+    return ParseBounds(
+        timeout_s=settings.parse_timeout_s,
+        memory_bytes=settings.parse_memory_mb * 2**20,
+        limits=ParseLimits.relative_to(settings.max_upload_bytes),
+    )
 
 
 @dataclass(frozen=True)
@@ -52,7 +73,8 @@ class IndexResult:
     Attributes:
         document_id: The document.
         outcome: ``ready`` (chunks replaced), ``unchanged`` (already indexed
-            with this content and model: no work), ``retry`` (failed, queued
+            with this content and model: no work), ``extracted`` (an uploaded
+            file's text stored, queued for indexing), ``retry`` (failed, queued
             again with backoff), ``failed`` (gave up), ``lost`` (edited, deleted
             or taken over meanwhile; nothing written).
         chunk_count: Chunks written (ready) or kept (unchanged).
@@ -72,7 +94,7 @@ class ClaimLostError(Exception):
 
 
 class NothingToIndexError(Exception):
-    """The document has no text; retrying cannot help."""
+    """The document has no text, or its file cannot be parsed: retrying cannot help."""
 
 
 class IngestionWorker:
@@ -90,6 +112,7 @@ class IngestionWorker:
         self._embeddings = embeddings
         self._model = embedding_model_name
         self._settings = settings
+        self._parse_bounds = parse_bounds(settings)
         self._wakeup = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -166,7 +189,8 @@ class IngestionWorker:
     async def _index_claimed(self, claim: ClaimedDocument) -> IndexResult:
         """Index a claimed document; every way out leaves the row consistent."""
         try:
-            return await self._index(claim)
+            async with self._heartbeat(claim):
+                return await self._index(claim)
         except asyncio.CancelledError:
             await self._release(claim)
             raise
@@ -178,6 +202,8 @@ class IngestionWorker:
             return await self._record_failure(claim, exc, permanent=False)
 
     async def _index(self, claim: ClaimedDocument) -> IndexResult:
+        if claim.original is not None:
+            return await self._extract(claim, claim.original)
         if claim.is_indexed_with(self._model):
             async with self._database.service_transaction() as session:
                 kept = await DocumentIndexGateway(session).mark_unchanged_ready(
@@ -203,6 +229,55 @@ class IngestionWorker:
         if not replaced:
             raise ClaimLostError
         return IndexResult(claim.id, "ready", len(embedded), computed)
+
+    async def _extract(self, claim: ClaimedDocument, original: bytes) -> IndexResult:
+        """Parse the uploaded file (bounded), store its text and queue it again.
+
+        Raises:
+            NothingToIndexError: The file cannot be parsed within the bounds.
+        """
+        filename = claim.source or "upload"
+        try:
+            parsed = await parse_bounded(
+                filename, original, claim.mime_type, bounds=self._parse_bounds
+            )
+        except DomainError as exc:
+            raise NothingToIndexError(exc.message) from exc
+        # A title the uploader chose is kept; the file name's stem gives way to
+        # the document's own title.
+        title = parsed.title if claim.title == fallback_title(filename) else claim.title
+        async with self._database.service_transaction() as session:
+            stored = await DocumentIndexGateway(session).store_extracted(
+                claim,
+                title=title,
+                content=parsed.content,
+                mime_type=parsed.mime_type,
+                metadata=parsed.metadata,
+            )
+        if not stored:
+            raise ClaimLostError
+        return IndexResult(claim.id, "extracted")
+
+    @contextlib.asynccontextmanager
+    async def _heartbeat(self, claim: ClaimedDocument) -> AsyncIterator[None]:
+        """Renew the claim every third of the lease while the block runs."""
+        task = asyncio.create_task(self._keep_renewing(claim), name="ingest-lease")
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _keep_renewing(self, claim: ClaimedDocument) -> None:
+        while True:
+            await asyncio.sleep(self._settings.worker_lease_s / 3)
+            try:
+                await self._renew(claim)
+            except ClaimLostError:
+                return  # every later write is fenced: it will find out
+            except Exception:  # the database may be back before the lease ends
+                logger.warning("could not renew document %s", claim.id, exc_info=True)
 
     async def _embed(
         self, claim: ClaimedDocument, chunks: list[Chunk]

@@ -2,7 +2,10 @@
 
 Adding only stores the text and queues it (status ``pending``): the ingestion
 worker, woken by the insert's NOTIFY, chunks and embeds it, so an upload
-returns at once whatever its size and the client polls the status.
+returns at once whatever its size and the client polls the status. A PDF or
+HTML upload is not even parsed here (a hostile file could hold the event loop
+for minutes): its bytes are stored and the worker extracts the text in a
+bounded child process first.
 """
 
 import hashlib
@@ -13,7 +16,13 @@ from src.domain.entity.document import DocumentCreate, UserVisibility
 from src.domain.entity.models import Documents
 from src.domain.entity.user import CurrentUser
 from src.domain.errors import NotFoundError, UnprocessableError
-from src.domain.service.document_parsing import ParsedDocument, parse_document
+from src.domain.service.document_parsing import (
+    PARSED_BY_THE_WORKER,
+    ParsedDocument,
+    detect_mime_type,
+    fallback_title,
+    parse_document,
+)
 from src.gateway.document_gateway import DocumentGateway
 
 
@@ -77,12 +86,18 @@ class DocumentUseCase:
         )
 
     async def add_upload(self, *, user: CurrentUser, upload: Upload) -> AddedDocument:
-        """Extract an uploaded file's text, store it and queue it for indexing.
+        """Store an uploaded file and queue it for parsing or indexing.
+
+        Text and Markdown are decoded here (linear in the size, already
+        bounded); PDF and HTML are stored as files for the worker to parse.
 
         Raises:
             UnsupportedMediaTypeError: The file type is not supported (415).
-            UnprocessableError: The file is damaged or has no text (422).
+            UnprocessableError: A text file has no text (422).
         """
+        mime_type = detect_mime_type(upload.filename, upload.content_type)
+        if mime_type in PARSED_BY_THE_WORKER:
+            return await self._add_file(user=user, upload=upload, mime_type=mime_type)
         parsed = parse_document(upload.filename, upload.data, upload.content_type)
         if upload.title:
             parsed = ParsedDocument(
@@ -156,6 +171,32 @@ class DocumentUseCase:
             source=source,
             mime_type=parsed.mime_type,
             metadata=parsed.metadata,
+        )
+        return AddedDocument(document, created=True)
+
+    async def _add_file(
+        self, *, user: CurrentUser, upload: Upload, mime_type: str
+    ) -> AddedDocument:
+        await self._check_placement(upload.visibility, upload.chat_room_id)
+        file_hash = hashlib.sha256(upload.data).hexdigest()
+        existing = await self._documents.find_same_file(
+            owner_id=user.id,
+            original_sha256=file_hash,
+            visibility=upload.visibility,
+            chat_room_id=upload.chat_room_id,
+        )
+        if existing is not None:
+            return AddedDocument(existing, created=False)
+        document = await self._documents.create(
+            owner_id=user.id,
+            title=upload.title or fallback_title(upload.filename),
+            content="",
+            visibility=upload.visibility,
+            chat_room_id=upload.chat_room_id,
+            source=upload.filename,
+            mime_type=mime_type,
+            original=upload.data,
+            original_sha256=file_hash,
         )
         return AddedDocument(document, created=True)
 

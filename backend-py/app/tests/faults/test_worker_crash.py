@@ -7,6 +7,7 @@ the embeddings provider, it leaves the document ``processing`` with no chunks
 written; once the lease runs out, a new worker takes it over and indexes it.
 """
 
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -103,3 +104,35 @@ def test_a_document_whose_worker_was_killed_is_completed_by_the_next_one(
     )
     assert rows == [(chunk.index, chunk.content) for chunk in expected]
     second.query("delete from documents where id = %s returning id", document_id)
+
+
+def test_a_live_workers_heartbeat_keeps_its_document_past_the_lease(
+    faults_database_url: str,
+    fake_provider: FaultyOpenAI,
+    servers: list[FaultServer],
+) -> None:
+    env = {**worker_env(fake_provider), "WORKER_LEASE_S": "1"}
+    for _ in range(2):
+        servers.append(FaultServer(faults_database_url, **env))
+        servers[-1].start()
+    fake_provider.embeddings_before_hang = 0
+    fake_provider.embeddings_hang_s = 6.0  # six leases, then a 504
+    [(document_id,)] = servers[0].query(
+        "insert into documents (title, content) values ('Short', 'Brief text.') "
+        "returning id"
+    )
+    wait_until(lambda: fake_provider.requests_to("/v1/embeddings"), timeout=30)
+
+    # Sampled while the embeddings request hangs (several leases): the other
+    # server, polling twice a lease, never takes the document over.
+    deadline = time.monotonic() + 4
+    while time.monotonic() < deadline:
+        assert document_state(servers[0], document_id)[:2] == ("processing", 1)
+        time.sleep(0.2)
+    assert len(fake_provider.requests_to("/v1/embeddings")) == 1
+
+    fake_provider.reset()
+    wait_until(
+        lambda: document_state(servers[0], document_id)[0] == "ready", timeout=60
+    )
+    servers[0].query("delete from documents where id = %s returning id", document_id)

@@ -4,8 +4,22 @@ import pytest
 
 from src.domain.errors import UnprocessableError, UnsupportedMediaTypeError
 from src.domain.service.chunking import chunk_text, embedding_text, estimate_tokens
-from src.domain.service.document_parsing import detect_mime_type, parse_document
-from tests.knowledge.samples import HTML, MARKDOWN, PLAIN, make_pdf
+from src.domain.service.document_parsing import (
+    ParseLimits,
+    detect_mime_type,
+    parse_document,
+)
+from tests.knowledge.samples import (
+    HTML,
+    MARKDOWN,
+    PLAIN,
+    make_pdf,
+    pdf_bomb,
+    pdf_sharing_one_stream,
+    text_stream,
+)
+
+UPLOAD_LIMITS = ParseLimits.relative_to(10 * 2**20)
 
 
 def test_plain_text_keeps_its_text_and_titles_from_the_file_name() -> None:
@@ -65,6 +79,43 @@ def test_unsupported_type_is_415() -> None:
 def test_damaged_pdf_is_422() -> None:
     with pytest.raises(UnprocessableError):
         parse_document("broken.pdf", b"%PDF-1.4 this is not a pdf")
+
+
+def test_a_stream_that_inflates_past_the_limit_is_refused() -> None:
+    bomb = pdf_bomb(74_000_000)  # 72 KB that inflate to 74 MB
+    assert len(bomb) < 100_000
+    with pytest.raises(UnprocessableError, match="over a parsing limit"):
+        parse_document("bomb.pdf", bomb, limits=UPLOAD_LIMITS)
+
+
+def test_pages_sharing_one_huge_text_stream_are_refused() -> None:
+    # 100 pages that all show the same 198,000 characters: 19.8 million.
+    shared = pdf_sharing_one_stream(text_stream(198_000), pages=100, deflate=True)
+    assert len(shared) < 20_000
+    with pytest.raises(UnprocessableError, match="page 1 holds more than 100000"):
+        parse_document("shared.pdf", shared, limits=UPLOAD_LIMITS)
+
+
+def test_text_out_of_proportion_to_the_file_is_refused() -> None:
+    # Each page is under the page limit; together far more text than bytes.
+    shared = pdf_sharing_one_stream(text_stream(50_000), pages=100, deflate=True)
+    with pytest.raises(UnprocessableError, match="characters of text"):
+        parse_document("shared.pdf", shared, limits=UPLOAD_LIMITS)
+
+
+def test_a_pdf_whose_pages_share_a_small_stream_is_read() -> None:
+    shared = pdf_sharing_one_stream(text_stream(2000), pages=3, deflate=True)
+    parsed = parse_document("shared.pdf", shared, limits=UPLOAD_LIMITS)
+    assert parsed.metadata == {"page_count": 3}
+    assert parsed.content.count("lorem ipsum") > 3 * 60
+
+
+def test_limits_follow_the_upload_limit() -> None:
+    limits = ParseLimits.relative_to(2048)
+    assert (limits.max_chars, limits.max_page_chars) == (2048, 2048)
+    assert limits.max_stream_bytes == 4 * 2048
+    assert limits.max_chars_for(10) == 2048  # small files get a floor
+    assert UPLOAD_LIMITS.max_chars_for(1000) == 20 * 1024
 
 
 def test_empty_file_is_422() -> None:

@@ -1,5 +1,6 @@
 """The documents and search API over HTTP, on the test's rolled-back database."""
 
+import hashlib
 import uuid
 
 import httpx
@@ -44,14 +45,15 @@ async def test_uploaded_file_is_queued_indexed_and_searchable(
     assert created.status_code == 202, created.text
     document = created.json()
     assert document["status"] == "pending"
-    assert document["title"] == title
     assert document["source"] == filename
     assert document["visibility"] == "private"
+    assert document["mime_type"] == content_type
 
     await worker.drain()
 
     detail = await auth_client.get(f"/api/documents/{document['id']}")
     assert detail.json()["status"] == "ready"
+    assert detail.json()["title"] == title
     assert detail.json()["chunk_count"] >= 1
     found = await auth_client.post("/api/search", json={"query": phrase, "k": 3})
     assert found.status_code == 200
@@ -265,13 +267,75 @@ async def test_upload_without_file_or_with_bad_fields_is_422(
         data={"visibility": "public"},
         files={"file": ("a.txt", b"x", "text/plain")},
     )
-    damaged = await auth_client.post(
-        "/api/documents", files={"file": ("a.pdf", b"%PDF-broken", "application/pdf")}
+    empty = await auth_client.post(
+        "/api/documents", files={"file": ("a.txt", b" \n ", "text/plain")}
     )
 
     assert no_file.status_code == 422
     assert bad_field.status_code == 422
-    assert damaged.status_code == 422
+    assert empty.status_code == 422
+
+
+async def test_a_pdf_or_html_file_is_parsed_by_the_worker_not_the_request(
+    auth_client: httpx.AsyncClient,
+    connection: AsyncConnection,
+    worker: IngestionWorker,
+) -> None:
+    pdf = make_pdf(["Solar panels convert sunlight."], title="Solar")
+    created = await auth_client.post(
+        "/api/documents",
+        data={"title": "My solar notes"},
+        files={"file": ("solar.pdf", pdf, "application/pdf")},
+    )
+    again = await auth_client.post(
+        "/api/documents",
+        data={"title": "My solar notes"},
+        files={"file": ("solar.pdf", pdf, "application/pdf")},
+    )
+    assert created.status_code == 202
+    assert again.status_code == 200
+    assert again.json()["id"] == created.json()["id"]
+    stored = await document_row(connection, created.json()["id"])
+    assert stored.status == "pending"
+    assert stored.content_hash == hashlib.sha256(b"").hexdigest()  # no text yet
+
+    outcomes = [r.outcome for r in await worker.drain()]
+
+    assert outcomes == ["extracted", "ready"]
+    row = (
+        await connection.execute(
+            text(
+                "select title, content, original, metadata, status, attempts "
+                "from documents where id = :id"
+            ),
+            {"id": created.json()["id"]},
+        )
+    ).one()
+    assert (row.title, row.content) == (
+        "My solar notes",
+        "Solar panels convert sunlight.",
+    )
+    assert row.original is None  # the file goes once its text is stored
+    assert row.metadata == {"page_count": 1}
+    assert (row.status, row.attempts) == ("ready", 1)
+
+
+async def test_a_damaged_file_ends_failed_with_the_reason_at_once(
+    auth_client: httpx.AsyncClient,
+    connection: AsyncConnection,
+    worker: IngestionWorker,
+) -> None:
+    damaged = await auth_client.post(
+        "/api/documents", files={"file": ("a.pdf", b"%PDF-broken", "application/pdf")}
+    )
+    assert damaged.status_code == 202
+
+    outcomes = [r.outcome for r in await worker.drain()]
+
+    assert outcomes == ["failed"]  # no retry: the file will not get better
+    detail = (await auth_client.get(f"/api/documents/{damaged.json()['id']}")).json()
+    assert detail["status"] == "failed"
+    assert detail["error"].startswith("the PDF cannot be read")
 
 
 async def test_file_over_the_limit_is_413(

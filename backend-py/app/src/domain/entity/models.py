@@ -3,7 +3,7 @@ import datetime
 import uuid
 
 from pgvector.sqlalchemy.vector import VECTOR
-from sqlalchemy import BigInteger, Boolean, CheckConstraint, Column, Computed, DateTime, ForeignKeyConstraint, Identity, Index, Integer, PrimaryKeyConstraint, REAL, SmallInteger, String, Text, UniqueConstraint, Uuid, text
+from sqlalchemy import BigInteger, Boolean, CheckConstraint, Column, Computed, DateTime, ForeignKeyConstraint, Identity, Index, Integer, LargeBinary, PrimaryKeyConstraint, REAL, SmallInteger, String, Text, UniqueConstraint, Uuid, text
 from sqlalchemy.dialects.postgresql import JSONB, REGCONFIG, TSVECTOR
 from sqlmodel import Field, Relationship, SQLModel
 
@@ -230,6 +230,8 @@ class Documents(SQLModel, table=True):
     content_hash: Optional[str] = Field(default=None, sa_column=Column('content_hash', Text, comment='sha256 (hex) of content, maintained by the documents_prepare trigger.'))
     indexed_hash: Optional[str] = Field(default=None, sa_column=Column('indexed_hash', Text, comment='content_hash of the content the current chunks were built from (set by the worker). Differs from content_hash while re-indexing is due.'))
     embedding_model: Optional[str] = Field(default=None, sa_column=Column('embedding_model', Text, comment='Embedding model used for the current chunks.'))
+    original: Optional[bytes] = Field(default=None, sa_column=Column('original', LargeBinary, comment='The uploaded file (PDF or HTML) until the worker has extracted its text into content; NULL for text documents and once extracted. A document with an original is parsed before it is chunked.'))
+    original_sha256: Optional[str] = Field(default=None, sa_column=Column('original_sha256', Text, comment='sha256 (hex) of the uploaded file, set by the API: the same file uploaded again to the same place is the same document. Kept after extraction.'))
 
     chat_room: Optional['ChatRooms'] = Relationship(back_populates='documents')
     owner: Optional['GeneralUsers'] = Relationship(back_populates='documents')
