@@ -71,9 +71,9 @@ from src.gateway.embeddings_gateway import (  # noqa: E402
 from src.infra.db_client import Database, create_engine  # noqa: E402
 from src.infra.embedded_postgres import start_embedded_postgres  # noqa: E402
 from src.infra.embeddings.minilm import MiniLMEmbeddings  # noqa: E402
-from src.infra.ingestion_worker import IngestionWorker  # noqa: E402
 from src.infra.migrations import apply_compat_layer, apply_migrations  # noqa: E402
 from src.settings import Settings  # noqa: E402
+from src.worker.ingestion_worker import IngestionWorker  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from retrieval_eval import corpus_dir  # noqa: E402

@@ -39,9 +39,9 @@ from src.gateway.embeddings_gateway import EmbeddingsGateway  # noqa: E402
 from src.infra.db_client import Database, create_engine  # noqa: E402
 from src.infra.embedded_postgres import start_embedded_postgres  # noqa: E402
 from src.infra.embeddings.minilm import MiniLMEmbeddings  # noqa: E402
-from src.infra.ingestion_worker import IngestionWorker  # noqa: E402
 from src.infra.migrations import apply_compat_layer, apply_migrations  # noqa: E402
 from src.settings import Settings  # noqa: E402
+from src.worker.ingestion_worker import IngestionWorker  # noqa: E402
 
 DB_NAME = "retrieval_eval"
 CACHE = Path(os.environ.get("EVAL_CACHE_DIR", "/tmp/ragchat-eval-corpus"))  # noqa: S108 - a scratch server of its own

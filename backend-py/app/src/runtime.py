@@ -16,9 +16,9 @@ from src.gateway.rate_limit_gateway import RateLimitGateway
 from src.infra.ai_providers import AIProviders, open_ai_providers
 from src.infra.db_client import Database
 from src.infra.embedded_postgres import supervised
-from src.infra.ingestion_worker import ingestion_worker_running
 from src.middleware.auth_middleware import TokenVerifier
 from src.settings import Settings
+from src.worker.ingestion_worker import ingestion_worker_running
 
 logger = logging.getLogger(__name__)
 

@@ -30,9 +30,9 @@ from src.gateway.document_index_gateway import DocumentIndexGateway
 from src.infra.ai_providers import build_ai_providers
 from src.infra.bounded_parse import ParseBounds, parse_bounded
 from src.infra.db_client import Database, open_database
-from src.infra.ingestion_worker import IngestionWorker, parse_bounds
 from src.settings import Settings, get_settings
 from src.usecase.document_usecase import content_hash
+from src.worker.ingestion_worker import IngestionWorker, parse_bounds
 
 
 @dataclass

@@ -21,10 +21,10 @@ from src.gateway.llm_gateway import Generation, StreamEvent, TokenUsage, TraceRu
 from src.gateway.rate_limit_gateway import RateLimitGateway
 from src.infra.ai_providers import AIProviders
 from src.infra.db_client import Database
-from src.infra.ingestion_worker import IngestionWorker
 from src.infra.tracing import Tracing
 from src.settings import Settings
 from src.usecase.chat_usecase import ChatUseCase
+from src.worker.ingestion_worker import IngestionWorker
 from tests.factories import auth_headers, create_user, mint_token
 
 

@@ -16,8 +16,8 @@ from src.gateway.embeddings_gateway import EmbeddingsGateway, vector_literal
 from src.infra.ai_providers import AIProviders
 from src.infra.db_client import Database
 from src.infra.embeddings.minilm import MiniLMEmbeddings
-from src.infra.ingestion_worker import IngestionWorker
 from src.settings import Settings
+from src.worker.ingestion_worker import IngestionWorker
 
 
 @pytest.fixture(scope="session")

@@ -6,7 +6,7 @@ as escapes. (The parser already drops tabs and carriage returns.)
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from src.infra.ingestion_worker import IngestionWorker
+from src.worker.ingestion_worker import IngestionWorker
 from tests.knowledge.conftest import chunk_rows, insert_document
 
 AWKWARD = (

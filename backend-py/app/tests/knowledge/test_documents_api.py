@@ -9,7 +9,7 @@ from fastapi import FastAPI
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from src.infra.ingestion_worker import IngestionWorker
+from src.worker.ingestion_worker import IngestionWorker
 from tests.factories import auth_headers, create_room, create_user, mint_token
 from tests.knowledge.conftest import (
     chunk_rows,

@@ -9,8 +9,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from src.infra.db_client import Database
 from src.infra.embeddings.minilm import MiniLMEmbeddings
-from src.infra.ingestion_worker import IngestionWorker
 from src.settings import Settings
+from src.worker.ingestion_worker import IngestionWorker
 from tests.knowledge.conftest import chunk_rows, document_row, insert_document
 from tests.knowledge.samples import MARKDOWN
 

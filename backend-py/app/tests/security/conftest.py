@@ -19,9 +19,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from src.app import create_app
 from src.infra.ai_providers import AIProviders
 from src.infra.db_client import Database
-from src.infra.ingestion_worker import IngestionWorker
 from src.runtime import runtime
 from src.settings import Settings
+from src.worker.ingestion_worker import IngestionWorker
 from tests.factories import auth_headers, create_user, mint_token
 
 
