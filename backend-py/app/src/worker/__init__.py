@@ -1,1 +1,1 @@
-"""Background workers: jobs that run beside the API, driving gateways like a controller."""
+"""Background workers: jobs beside the API that drive gateways, as controllers do."""
