@@ -518,11 +518,17 @@ returns table (
   heading_path text,
   score        float8
 )
-language sql
+language plpgsql
 stable
 security invoker
 set search_path = ''
 as $fn$
+#variable_conflict use_column
+begin
+  -- A static statement: plpgsql keeps its plan for the connection on every
+  -- Postgres version (before 18 a SQL function's statements are planned on
+  -- each call), generic under the backend's plan_cache_mode.
+  return query
   with vector_candidates as materialized (
     select c.id,
            c.embedding operator(extensions.<=>) query_embedding as distance
@@ -565,7 +571,8 @@ as $fn$
     from fused f
     join public.document_chunks c on c.id = f.id
     join public.documents d on d.id = c.document_id
-   order by f.score desc, c.id
+   order by f.score desc, c.id;
+end
 $fn$;
 
 comment on function public.hybrid_search(extensions.vector, text, text, bigint, text, int, int, int, float8, float8, int) is
