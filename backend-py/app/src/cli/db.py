@@ -8,9 +8,9 @@ from pathlib import Path
 
 import psycopg
 
+from src.domain.errors import MigrationError
 from src.infra.db_client import libpq_url, prepare_embedded
 from src.infra.embedded_postgres import start_embedded_postgres
-from src.domain.errors import MigrationError
 from src.infra.migrations import (
     apply_compat_layer,
     apply_migrations,

@@ -158,7 +158,7 @@ def search_settings(settings: Settings, *, model: str, k: int) -> dict[str, Any]
     }
 
 
-def retrieved_chunk(row: Mapping[str, Any]) -> RetrievedChunk:
+def retrieved_chunk(row: Mapping[Any, Any]) -> RetrievedChunk:
     """A ``hybrid_search`` result row as the domain's chunk."""
     return RetrievedChunk(
         chunk_id=row["chunk_id"],

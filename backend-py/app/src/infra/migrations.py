@@ -109,9 +109,7 @@ def _check_history(
         )
 
 
-def _check_known(
-    migrations: list[Migration], recorded: dict[str, str | None]
-) -> None:
+def _check_known(migrations: list[Migration], recorded: dict[str, str | None]) -> None:
     """Refuse a database that applied migrations this folder does not have.
 
     Such a database was built from another history: the migrations before the

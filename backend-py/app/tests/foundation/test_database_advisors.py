@@ -8,13 +8,12 @@ object created in the test's transaction (rolled back afterwards).
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-OUR_SCHEMAS = "array['public', 'private']"
-API_ROLES = "array['anon', 'authenticated']"
+PARAMETERS = {"schemas": ["public", "private"], "api_roles": ["anon", "authenticated"]}
 
 CHECKS = {
     # A reg* column (regconfig, regproc, ...) blocks pg_upgrade, so Supabase
     # cannot upgrade the project's Postgres in place.
-    "reg_type_column": f"""
+    "reg_type_column": """
         select format('%s.%s.%s %s', n.nspname, c.relname, a.attname,
                       pg_catalog.format_type(a.atttypid, a.atttypmod))
           from pg_catalog.pg_attribute a
@@ -22,18 +21,18 @@ CHECKS = {
           join pg_catalog.pg_namespace n on n.oid = c.relnamespace
           join pg_catalog.pg_type t on t.oid = a.atttypid
           left join pg_catalog.pg_type e on e.oid = t.typelem
-         where n.nspname = any({OUR_SCHEMAS})
+         where n.nspname = any(cast(:schemas as text[]))
            and a.attnum > 0 and not a.attisdropped
            and (t.typname like 'reg%' or e.typname like 'reg%')
            and 'pg_catalog'::regnamespace in (t.typnamespace, e.typnamespace)
     """,
     # function_search_path_mutable: a function whose names resolve through
     # its caller's search_path.
-    "function_search_path_mutable": f"""
+    "function_search_path_mutable": """
         select p.oid::regprocedure::text
           from pg_catalog.pg_proc p
           join pg_catalog.pg_namespace n on n.oid = p.pronamespace
-         where n.nspname = any({OUR_SCHEMAS})
+         where n.nspname = any(cast(:schemas as text[]))
            and not exists (
                  select 1 from pg_catalog.pg_depend d
                   where d.objid = p.oid and d.deptype = 'e')
@@ -43,16 +42,16 @@ CHECKS = {
     """,
     # anon/authenticated_security_definer_function_executable: an RPC of the
     # exposed schema that runs as its owner.
-    "security_definer_function_executable": f"""
+    "security_definer_function_executable": """
         select format('%s by %s', p.oid::regprocedure, r.role)
           from pg_catalog.pg_proc p
-          cross join unnest({API_ROLES}) as r(role)
+          cross join unnest(cast(:api_roles as text[])) as r(role)
          where p.pronamespace = 'public'::regnamespace
            and p.prosecdef
            and pg_catalog.has_function_privilege(r.role, p.oid, 'execute')
     """,
     # multiple_permissive_policies: Postgres evaluates every one for each row.
-    "multiple_permissive_policies": f"""
+    "multiple_permissive_policies": """
         select format('%s for %s %s: %s', c.oid::regclass, r.rolname, a.cmd,
                       string_agg(p.polname, ', ' order by p.polname))
           from pg_catalog.pg_policy p
@@ -61,17 +60,17 @@ CHECKS = {
           join pg_catalog.pg_roles r
             on r.rolname in ('anon', 'authenticated', 'service_role')
            and (r.oid = any(p.polroles) or 0 = any(p.polroles))
-         where c.relnamespace::regnamespace::text = any({OUR_SCHEMAS})
+         where c.relnamespace::regnamespace::text = any(cast(:schemas as text[]))
            and p.polpermissive
            and p.polcmd in (a.cmd, '*')
          group by c.oid, r.rolname, a.cmd
         having count(*) > 1
     """,
     # rls_enabled_no_policy: a table nobody but its owner can use, silently.
-    "rls_enabled_no_policy": f"""
+    "rls_enabled_no_policy": """
         select c.oid::regclass::text
           from pg_catalog.pg_class c
-         where c.relnamespace::regnamespace::text = any({OUR_SCHEMAS})
+         where c.relnamespace::regnamespace::text = any(cast(:schemas as text[]))
            and c.relkind in ('r', 'p')
            and c.relrowsecurity
            and not exists (select 1 from pg_catalog.pg_policy p
@@ -86,7 +85,7 @@ CHECKS = {
            and not c.relrowsecurity
     """,
     # auth_rls_initplan: auth.uid() called for every row instead of once.
-    "auth_rls_initplan": f"""
+    "auth_rls_initplan": """
         select format('%s: %s', c.oid::regclass, p.polname)
           from pg_catalog.pg_policy p
           join pg_catalog.pg_class c on c.oid = p.polrelid
@@ -96,7 +95,7 @@ CHECKS = {
                    coalesce(pg_catalog.pg_get_expr(p.polwithcheck, p.polrelid), '')
                    as expr
           ) e
-         where c.relnamespace::regnamespace::text = any({OUR_SCHEMAS})
+         where c.relnamespace::regnamespace::text = any(cast(:schemas as text[]))
            and (select count(*) from regexp_matches(e.expr, 'auth\\.uid\\(\\)', 'g'))
                > (select count(*)
                     from regexp_matches(e.expr, 'SELECT auth\\.uid\\(\\)', 'gi'))
@@ -123,7 +122,8 @@ async def findings(connection: AsyncConnection) -> dict[str, list[str]]:
     """What each check reports, sorted."""
     found = {}
     for name, query in CHECKS.items():
-        rows = await connection.execute(text(query))
+        used = {key: value for key, value in PARAMETERS.items() if f":{key}" in query}
+        rows = await connection.execute(text(query), used)
         found[name] = sorted(rows.scalars())
     return found
 

@@ -150,9 +150,7 @@ async def test_hybrid_search_puts_the_keyword_match_first_among_common_words(
 COMMON_LEXEMES = text(
     "select lexeme, frequency from public.document_chunk_common_lexemes"
 )
-MATCHES_MANY = text(
-    "select private.text_query_matches_many(:query, 'english') as many"
-)
+MATCHES_MANY = text("select private.text_query_matches_many(:query, 'english') as many")
 ALL_WORDS_COMMON = text(
     "insert into public.document_chunk_common_lexemes (lexeme, frequency) "
     "select word, 1 from unnest(tsvector_to_array(to_tsvector('english', :text))) "
