@@ -470,12 +470,12 @@ class Bench:
         await self.unbounded_text_rank(common_queries[:30])
 
     async def text_leg_latency(self, ordinary: list[str], common: list[str]) -> None:
-        """The full-text leg alone (``match_document_chunks_text``), as the user."""
+        """The full-text leg alone (``private.match_document_chunks_text``)."""
         claims = {"sub": str(self.owner), "role": "authenticated"}
         settings = self.settings
         statement = text(
-            "select chunk_id from public.match_document_chunks_text(:q, "
-            "cast(:config as regconfig), :model, null, :scan_limit, :candidates)"
+            "select chunk_id from private.match_document_chunks_text(:q, "
+            "cast(:config as text), :model, null, :scan_limit, :candidates)"
         )
         for name, queries in (("ordinary", ordinary), ("common_words", common)):
             timings = []

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import psycopg
 
+from src.domain.errors import MigrationError
 from src.infra.db_client import libpq_url, prepare_embedded
 from src.infra.embedded_postgres import start_embedded_postgres
 from src.infra.migrations import (
@@ -90,13 +91,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("command", choices=["migrate", "reset", "gen-models"])
     args = parser.parse_args(argv)
     settings = get_settings()
-    if args.command == "migrate":
-        migrate(settings)
-    elif args.command == "reset":
-        reset(settings)
-    else:
-        MODELS_FILE.write_text(generate_models_from_scratch(settings), encoding="utf-8")
-        print(f"wrote {MODELS_FILE.relative_to(REPO_ROOT)}")
+    try:
+        if args.command == "migrate":
+            migrate(settings)
+        elif args.command == "reset":
+            reset(settings)
+        else:
+            models = generate_models_from_scratch(settings)
+            MODELS_FILE.write_text(models, encoding="utf-8")
+            print(f"wrote {MODELS_FILE.relative_to(REPO_ROOT)}")
+    except MigrationError as error:
+        sys.exit(f"db {args.command}: {error}")
 
 
 if __name__ == "__main__":

@@ -38,10 +38,12 @@ update public.documents d
    )
 """)
 
+# ts_config holds the configuration's name as regconfig prints it (the
+# document_chunks_set_fts trigger writes it so, and recomputes fts).
 _SET_TS_CONFIG_SQL = text("""
 update public.document_chunks
-   set ts_config = cast(:ts_config as regconfig)
- where ts_config <> cast(:ts_config as regconfig)
+   set ts_config = cast(:ts_config as text)
+ where ts_config <> cast(cast(:ts_config as regconfig) as text)
 """)
 
 

@@ -8,12 +8,12 @@ import uuid
 from collections.abc import Sequence
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, delete, func, insert, select
+from sqlalchemy import ColumnElement, delete, exists, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import QueryableAttribute, defer
 from sqlmodel import col
 
-from src.domain.entity.models import Documents
+from src.domain.entity.models import Documents, UserChats
 
 # Lists and status reads never need the (possibly large) text or file.
 _WITHOUT_CONTENT = (
@@ -153,6 +153,14 @@ class DocumentGateway:
         return (await self._session.execute(statement)).first() is not None
 
     async def is_room_member(self, chat_room_id: int) -> bool:
-        """Whether the caller belongs to the room (the check RLS makes on insert)."""
-        statement = select(func.public.is_room_member(chat_room_id))
+        """Whether the caller belongs to the room (the check RLS makes on insert).
+
+        The caller's own membership row, read under row-level security.
+        """
+        statement = select(
+            exists().where(
+                col(UserChats.chat_room_id) == chat_room_id,
+                col(UserChats.user_id) == func.auth.uid(),
+            )
+        )
         return bool((await self._session.execute(statement)).scalar_one())

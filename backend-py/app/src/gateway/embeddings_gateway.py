@@ -1,20 +1,17 @@
 """Hybrid retrieval: pgvector HNSW + Postgres full-text, fused in one statement.
 
 The statement is the database function ``public.hybrid_search`` (migration
-20261122110000), shared with the chat turn's ``post_chat_turn``. Both legs
-see only chunks of ready documents the caller may search (own private
-documents, the shared knowledge base, and the given room's documents) embedded
-by the configured model. The vector leg walks the HNSW index with iterative
-scans (``hnsw.iterative_scan``, set for every connection by
-``db_client.session_settings``), so filtering out other users' rows does not
-starve it of results. The full-text leg is ``match_document_chunks_text``
-(migrations 20261122050000 and 060000): it reads at most
-``retrieval_text_scan_limit`` matches (through the GIN index for selective
-words, from the table when matches are plentiful) before ranking them with
-``ts_rank``, so a query of common words stays about as cheap as a rare one, and
-it runs as the table owner because row-level security would keep the GIN index
-from being used. The two rankings are merged with weighted reciprocal
-rank fusion: ``score = w_v / (rrf_k + rank_v) + w_t / (rrf_k + rank_t)``.
+20261201000300_knowledge). Both legs see only chunks of ready documents the
+caller may search (own private documents, the shared knowledge base, and the
+given room's documents) embedded by the configured model. The vector leg walks
+the HNSW index with iterative scans (``hnsw.iterative_scan``, set for every
+connection by ``db_client.session_settings``), so filtering out other users'
+rows does not starve it of results. The full-text leg
+(``private.match_document_chunks_text``) reads at most
+``retrieval_text_scan_limit`` matches before ranking them with ``ts_rank``, so
+a query of common words stays about as cheap as a rare one. The two rankings
+are merged with weighted reciprocal rank fusion:
+``score = w_v / (rrf_k + rank_v) + w_t / (rrf_k + rank_t)``.
 
 The statement runs in the caller's transaction; in a user transaction Postgres
 row-level security applies to the vector leg and to the rows returned.
@@ -25,7 +22,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from langchain_core.embeddings import Embeddings
-from sqlalchemy import RowMapping, text
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from src.domain.entity.knowledge import RetrievedChunk
@@ -37,12 +34,17 @@ _DASH_RUNS = re.compile(r"-{2,}|(?<!\S)-(?!\w)")
 _HYBRID_SEARCH_SQL = text("""
 select chunk_id, document_id, title, content, heading_path, score
   from public.hybrid_search(
-    cast(:embedding as extensions.vector), cast(:query as text),
-    cast(:model as text), cast(:room_id as bigint),
-    cast(:ts_config as regconfig), cast(:k as integer),
-    cast(:candidates as integer), cast(:text_scan_limit as integer),
-    cast(:vector_weight as float8), cast(:text_weight as float8),
-    cast(:rrf_k as integer)
+    query_embedding => cast(:embedding as extensions.vector),
+    query_text => cast(:query as text),
+    filter_embedding_model => cast(:model as text),
+    filter_chat_room_id => cast(:room_id as bigint),
+    text_search_config => cast(:ts_config as text),
+    match_count => cast(:k as integer),
+    candidate_count => cast(:candidates as integer),
+    text_scan_limit => cast(:text_scan_limit as integer),
+    vector_weight => cast(:vector_weight as float8),
+    text_weight => cast(:text_weight as float8),
+    rrf_k => cast(:rrf_k as integer)
   )
 """)
 
@@ -131,8 +133,8 @@ async def hybrid_search(
     session: AsyncSession, arguments: Mapping[str, Any]
 ) -> list[RetrievedChunk]:
     """Run ``public.hybrid_search`` with :func:`search_arguments`, best first."""
-    rows = (await session.execute(_HYBRID_SEARCH_SQL, dict(arguments))).mappings()
-    return [retrieved_chunk(row) for row in rows]
+    result = await session.execute(_HYBRID_SEARCH_SQL, dict(arguments))
+    return [retrieved_chunk(row) for row in result.mappings()]
 
 
 def search_arguments(  # noqa: PLR0913 - keyword-only, one per search input
@@ -166,7 +168,7 @@ def search_settings(settings: Settings, *, model: str, k: int) -> dict[str, Any]
     }
 
 
-def retrieved_chunk(row: RowMapping | Mapping[str, Any]) -> RetrievedChunk:
+def retrieved_chunk(row: Mapping[Any, Any]) -> RetrievedChunk:
     """A ``hybrid_search`` result row as the domain's chunk."""
     return RetrievedChunk(
         chunk_id=row["chunk_id"],

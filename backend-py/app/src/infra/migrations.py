@@ -92,6 +92,7 @@ def _recorded(conn: psycopg.Connection) -> dict[str, str | None]:
 def _check_history(
     migrations: list[Migration], recorded: dict[str, str | None]
 ) -> None:
+    _check_known(migrations, recorded)
     for migration in migrations:
         checksum = recorded.get(migration.version, "")
         if checksum and checksum != migration.checksum:
@@ -108,6 +109,26 @@ def _check_history(
         )
 
 
+def _check_known(migrations: list[Migration], recorded: dict[str, str | None]) -> None:
+    """Refuse a database that applied migrations this folder does not have.
+
+    Such a database was built from another history: the migrations before the
+    2026-12-01 baseline (which replaced them), or another branch's. Applying
+    the files on top of it would fail on objects that already exist.
+    """
+    files = {m.version for m in migrations}
+    unknown = sorted(v for v in recorded if v not in files)
+    if unknown:
+        raise MigrationError(
+            f"the database has {len(unknown)} applied migration(s) that "
+            "supabase/migrations does not have "
+            f"({unknown[0]}, ...): it was built from an older migration history "
+            "(before the baseline) or another branch's. Run `make db-reset` to "
+            "rebuild the embedded database (its data is dropped); for a "
+            "DATABASE_URL database, recreate it"
+        )
+
+
 def apply_migrations(conninfo: str, directory: Path = MIGRATIONS_DIR) -> list[str]:
     """Apply every pending migration of ``directory`` to the database.
 
@@ -119,7 +140,8 @@ def apply_migrations(conninfo: str, directory: Path = MIGRATIONS_DIR) -> list[st
         The versions applied by this call (empty when up to date).
 
     Raises:
-        MigrationError: The history and the files disagree (edited or gap).
+        MigrationError: The history and the files disagree: an edited file, a
+            gap, or applied versions that no file has (run ``make db-reset``).
     """
     migrations = discover(directory)
     applied: list[str] = []
@@ -186,6 +208,7 @@ def reset_database(conninfo: str) -> None:
     with psycopg.connect(conninfo, autocommit=True) as conn:
         conn.execute(
             "drop schema if exists public cascade;"
+            "drop schema if exists private cascade;"
             "drop schema if exists supabase_migrations cascade;"
             "create schema public;"
             "grant usage, create on schema public to postgres, public;"

@@ -84,3 +84,25 @@ def test_a_new_embedded_database_is_seeded_once(tmp_path: Path) -> None:
     assert seeded is not None
     assert seeded[0] >= 1
     assert again == (0,)
+
+
+def test_migrate_on_an_older_history_exits_with_the_way_out(
+    embedded_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    record = (
+        "insert into supabase_migrations.schema_migrations (version, name) "
+        "values ('20261122000100', 'users')"
+    )
+    db_cli.migrate(embedded_settings)
+    with psycopg.connect(_conninfo(embedded_settings)) as conn:
+        conn.execute(record)
+    monkeypatch.setattr(db_cli, "get_settings", lambda: embedded_settings)
+    try:
+        with pytest.raises(SystemExit, match=r"db migrate: .*make db-reset"):
+            db_cli.main(["migrate"])
+    finally:
+        with psycopg.connect(_conninfo(embedded_settings)) as conn:
+            conn.execute(
+                "delete from supabase_migrations.schema_migrations "
+                "where version = '20261122000100'"
+            )

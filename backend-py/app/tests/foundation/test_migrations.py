@@ -156,3 +156,27 @@ def test_the_compat_layer_refuses_a_supabase_database_with_its_own_message(
         auth_users = conn.execute("select to_regclass('auth.users')").fetchone()
     assert locks == (0,)
     assert auth_users == (None,)
+
+
+def test_a_database_of_the_old_history_is_told_to_reset(
+    scratch_db: str, migrations_copy: Path
+) -> None:
+    # A development database migrated before the baseline replaced the
+    # migrations it recorded: applying the baseline on it would fail on
+    # tables that exist. The runner says what to do instead, and changes
+    # nothing.
+    _create_compat(scratch_db)
+    old = migrations_copy.parent / "old"
+    old.mkdir()
+    (old / "20261122000100_users.sql").write_text(
+        "create table public.general_users (id uuid primary key);"
+    )
+    apply_migrations(scratch_db, old)
+
+    with pytest.raises(MigrationError, match=r"20261122000100.*make db-reset"):
+        apply_migrations(scratch_db, migrations_copy)
+    with psycopg.connect(scratch_db) as conn:
+        versions = conn.execute(
+            "select version from supabase_migrations.schema_migrations"
+        ).fetchall()
+    assert versions == [("20261122000100",)]

@@ -3,12 +3,10 @@
 import json
 import uuid
 
-import pytest
 from sqlalchemy import text
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from tests.factories import create_room
+from tests.factories import add_member, create_room
 
 PUBLIC_TABLES = [
     "general_users",
@@ -255,152 +253,87 @@ async def test_members_read_the_messages_of_exactly_the_rooms_they_are_in(
     assert list((await connection.execute(read_rooms)).scalars()) == rooms[:1]
 
 
-async def test_only_the_backend_may_post_a_turn_with_claims_of_its_choice(
+async def test_personas_read_are_admin_own_and_those_of_my_rooms(
     connection: AsyncConnection,
 ) -> None:
-    # post_chat_turn takes the JWT claims as an argument: whoever may call it
-    # may claim to be anyone. hybrid_search runs as its caller, so users may.
+    alice = await create_user(connection, "alice-persona@example.com")
+    bob = await create_user(connection, "bob-persona@example.com")
+    carol = await create_user(connection, "carol-persona@example.com")
+    await as_service(connection)
+    personas = {}
+    for name, owner in (("admin", None), ("alices", alice), ("bobs", bob)):
+        personas[name] = (
+            await connection.execute(
+                text(
+                    "insert into virtual_users (owner_id, name, system_prompt) "
+                    "values (:owner, :name, 'p') returning id"
+                ),
+                {"owner": owner, "name": name},
+            )
+        ).scalar_one()
+    room = await create_room(connection, alice)
+    await connection.execute(
+        text("update chat_rooms set virtual_user_id = :p where id = :room"),
+        {"p": personas["alices"], "room": room},
+    )
+    await add_member(connection, room, bob)
+    read = text("select name from virtual_users where id = any(:ids) order by name")
+    ids = list(personas.values())
+
+    seen = {}
+    for who, user in (("alice", alice), ("bob", bob), ("carol", carol)):
+        await act_as(connection, user)
+        seen[who] = list((await connection.execute(read, {"ids": ids})).scalars())
+
+    assert seen == {
+        "alice": ["admin", "alices"],
+        "bob": ["admin", "alices", "bobs"],  # Alice's persona answers in his room
+        "carol": ["admin"],
+    }
+
+
+async def test_users_call_hybrid_search_and_the_policies_helpers_anon_nothing(
+    connection: AsyncConnection,
+) -> None:
+    # hybrid_search runs as its caller; the policies call the helpers of
+    # schema private as the caller too, so authenticated must execute them.
+    functions = [
+        "public.hybrid_search(extensions.vector, text, text, bigint, text, int, "
+        "int, int, float8, float8, int)",
+        "private.is_room_member(bigint)",
+        "private.is_room_owner(bigint)",
+        "private.member_room_ids()",
+        "private.is_persona_of_my_room(bigint)",
+    ]
     privileges = await connection.execute(
         text(
-            "select r.rolname, "
-            "has_function_privilege(r.rolname, "
-            "  'public.post_chat_turn(text, bigint, text, int, bigint, "
-            "extensions.vector, text, text, regconfig, int, int, int, float8, "
-            "float8, int)', 'execute'), "
-            "has_function_privilege(r.rolname, "
-            "  'public.post_chat_turns(text[], bigint[], text[], bigint[], "
-            "extensions.vector[], text[], int, text, regconfig, int, int, int, "
-            "float8, float8, int)', 'execute'), "
-            "has_function_privilege(r.rolname, "
-            "  'public.hybrid_search(extensions.vector, text, text, bigint, "
-            "regconfig, int, int, int, float8, float8, int)', 'execute') "
-            "from pg_roles r "
+            "select r.rolname, array_agg(has_function_privilege(r.rolname, f, "
+            "'execute') order by f) "
+            "from pg_roles r cross join unnest(cast(:functions as text[])) f "
             "where r.rolname in ('anon', 'authenticated', 'service_role') "
-            "order by r.rolname"
-        )
+            "group by r.rolname order by r.rolname"
+        ),
+        {"functions": functions},
     )
+    everything = [True] * len(functions)
     assert [tuple(row) for row in privileges] == [
-        ("anon", False, False, False),
-        ("authenticated", False, False, True),
-        ("service_role", False, False, True),
+        ("anon", [False] * len(functions)),
+        ("authenticated", everything),
+        ("service_role", everything),
     ]
 
 
-async def test_a_turn_runs_with_its_callers_search_path(
+async def test_the_full_text_leg_is_for_users_its_statistics_are_not(
     connection: AsyncConnection,
 ) -> None:
-    # With a SET search_path clause, every turn re-planned the foreign-key
-    # checks of messages, whose cached plans the backend's own inserts share.
-    settings = await connection.execute(
-        text(
-            "select proname, proconfig from pg_proc "
-            "where oid in ('public.post_chat_turn(text, bigint, text, int, bigint, "
-            "extensions.vector, text, text, regconfig, int, int, int, float8, "
-            "float8, int)'::regprocedure, 'public.post_chat_turns(text[], "
-            "bigint[], text[], bigint[], extensions.vector[], text[], int, text, "
-            "regconfig, int, int, int, float8, float8, int)'::regprocedure) "
-            "order by proname"
-        )
-    )
-    assert [tuple(row) for row in settings] == [
-        ("post_chat_turn", None),
-        ("post_chat_turns", None),
-    ]
-
-
-async def test_turns_whose_arrays_differ_in_length_are_refused(
-    connection: AsyncConnection,
-) -> None:
-    # A turn must never take another's claims, room or message.
-    with pytest.raises(DBAPIError, match="differ in length"):
-        await connection.execute(
-            text(
-                "select * from public.post_chat_turns("
-                "array['{}', '{}'], array[1, 2]::bigint[], array['only one'], "
-                "array[null, null]::bigint[], array[null, null]::extensions.vector[], "
-                "array[null, null]::text[], 5, null, 'english', 5, 40, 100, 1, 1, 60)"
-            )
-        )
-
-
-async def test_a_turn_posted_with_claims_runs_as_that_user(
-    connection: AsyncConnection,
-) -> None:
-    alice = await create_user(connection, "alice-turn@example.com")
-    bob = await create_user(connection, "bob-turn@example.com")
-    room = await create_room(connection, alice)
-    await as_service(connection)
-
-    async def post_as(user: uuid.UUID, message: str) -> list[tuple[object, ...]]:
-        rows = await connection.execute(
-            text(
-                "select message_id, current_user from public.post_chat_turn("
-                ":claims, :room, :message, 5, null, null, null, null, 'english', "
-                "5, 40, 100, 1, 1, 60)"
-            ),
-            {
-                "claims": json.dumps({"sub": str(user), "role": "authenticated"}),
-                "room": room,
-                "message": message,
-            },
-        )
-        await as_service(connection)
-        return [tuple(row) for row in rows]
-
-    assert await post_as(bob, "intrusion") == []  # not in the room: nothing
-    [(message_id, role)] = await post_as(alice, "hello")
-    assert role == "authenticated"
-    sender = await connection.execute(
-        text("select sender_user_id, content from messages where id = :id"),
-        {"id": message_id},
-    )
-    assert tuple(sender.one()) == (alice, "hello")
-    assert await count(connection, "messages") == 1
-
-
-async def test_a_turn_returns_its_room_once_then_the_history_newest_first(
-    connection: AsyncConnection,
-) -> None:
-    alice = await create_user(connection, "alice-history@example.com")
-    room = await create_room(connection, alice)
-    await as_service(connection)
-    claims = json.dumps({"sub": str(alice), "role": "authenticated"})
-    turn = text(
-        "select chat_room_id, message_id, role, content "
-        "from public.post_chat_turn(:claims, :room, :message, 5, null, null, "
-        "null, null, 'english', 5, 40, 100, 1, 1, 60)"
-    )
-
-    answers = []
-    for message in ("one", "two", "three"):
-        rows = await connection.execute(
-            turn, {"claims": claims, "room": room, "message": message}
-        )
-        answers.append([tuple(row) for row in rows])
-        await as_service(connection)
-
-    third_id = answers[2][0][1]
-    assert answers[0] == [(room, answers[0][0][1], None, None)]
-    assert answers[2] == [
-        (room, third_id, None, None),  # the room (and persona) once
-        (None, None, "user", "two"),
-        (None, None, "user", "one"),
-    ]
-
-
-async def test_the_full_text_routes_and_their_statistics_are_not_for_users(
-    connection: AsyncConnection,
-) -> None:
-    # Users search through match_document_chunks_text; the two routes behind
-    # it run as its owner, and the common words are the service's business
+    # Users search through hybrid_search, which calls the full-text leg as
+    # them (it runs as its owner); the common words are the service's business
     # (service_role keeps Supabase's default rights on tables).
-    signature = "(text, regconfig, text, bigint, int, int)"
     privileges = await connection.execute(
         text(
             "select r.rolname, "
             "has_function_privilege(r.rolname, :search, 'execute'), "
-            "has_function_privilege(r.rolname, :planned, 'execute'), "
-            "has_function_privilege(r.rolname, :indexed, 'execute'), "
+            "has_function_privilege(r.rolname, :many, 'execute'), "
             "has_function_privilege(r.rolname, :refresh, 'execute'), "
             "has_table_privilege(r.rolname, :lexemes, 'select'), "
             "has_table_privilege(r.rolname, :lexemes, 'insert') "
@@ -409,15 +342,15 @@ async def test_the_full_text_routes_and_their_statistics_are_not_for_users(
             "order by r.rolname"
         ),
         {
-            "search": f"public.match_document_chunks_text{signature}",
-            "planned": f"public.match_document_chunks_text_planned{signature}",
-            "indexed": f"public.match_document_chunks_text_indexed{signature}",
+            "search": "private.match_document_chunks_text"
+            "(text, text, text, bigint, int, int)",
+            "many": "private.text_query_matches_many(text, text)",
             "refresh": "public.refresh_document_chunk_common_lexemes()",
             "lexemes": "public.document_chunk_common_lexemes",
         },
     )
     assert [tuple(row) for row in privileges] == [
-        ("anon", False, False, False, False, False, False),
-        ("authenticated", True, False, False, False, False, False),
-        ("service_role", True, False, False, True, True, True),
+        ("anon", False, False, False, False, False),
+        ("authenticated", True, False, False, False, False),
+        ("service_role", True, True, True, True, True),
     ]

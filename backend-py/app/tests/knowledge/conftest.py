@@ -233,3 +233,41 @@ async def as_user(session: AsyncSession, user_id: uuid.UUID) -> None:
         ),
         {"claims": json.dumps(claims_of(user_id))},
     )
+
+
+@asynccontextmanager
+async def nested_plans(connection: AsyncConnection) -> AsyncIterator[list[str]]:
+    """The plans of the statements run meanwhile, those inside functions too.
+
+    ``EXPLAIN`` of a call shows only the call: ``auto_explain`` logs the plan
+    of every statement a function runs, sent to this client as log messages.
+    The cached plans are dropped first, so the statements are planned anew,
+    under the settings of the moment.
+    """
+    raw = await connection.get_raw_connection()
+    driver: Any = raw.driver_connection  # asyncpg's connection
+    plans: list[str] = []
+
+    def collect(_connection: object, message: Any) -> None:
+        plans.append(str(message.message))
+
+    await connection.execute(text("load 'auto_explain'"))
+    await connection.execute(text("discard plans"))
+    await connection.execute(
+        text(
+            "select set_config('auto_explain.log_min_duration', '0', true), "
+            "set_config('auto_explain.log_nested_statements', 'on', true), "
+            "set_config('client_min_messages', 'log', true)"
+        )
+    )
+    driver.add_log_listener(collect)
+    try:
+        yield plans
+    finally:
+        driver.remove_log_listener(collect)
+        await connection.execute(
+            text(
+                "select set_config('auto_explain.log_min_duration', '-1', true), "
+                "set_config('client_min_messages', 'notice', true)"
+            )
+        )

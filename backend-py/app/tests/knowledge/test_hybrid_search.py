@@ -5,15 +5,13 @@ import uuid
 import numpy as np
 from sqlalchemy import text
 
-from src.gateway.embeddings_gateway import (
-    _HYBRID_SEARCH_SQL,
-    full_text_query,
-)
+from src.gateway.embeddings_gateway import full_text_query
 from tests.factories import add_member, create_room, create_user
 from tests.knowledge.conftest import (
     Knowledge,
     insert_chunks,
     insert_document,
+    nested_plans,
 )
 
 FORCE_INDEX_SCAN = (
@@ -32,22 +30,6 @@ CORPUS = {
     "Refunds": "Refunds are paid back to the original card within a week.",
     "Office": "The office kitchen is cleaned every Friday afternoon.",
 }
-
-
-def search_parameters(embedding: list[float]) -> dict[str, object]:
-    return {
-        "embedding": embedding,
-        "query": "nomatchword",
-        "model": "all-MiniLM-L6-v2-int8",
-        "room_id": None,
-        "ts_config": "english",
-        "k": 8,
-        "candidates": 40,
-        "text_scan_limit": 200,
-        "vector_weight": 1.0,
-        "text_weight": 1.0,
-        "rrf_k": 60,
-    }
 
 
 async def index_corpus(kb: Knowledge, owner: uuid.UUID | None) -> dict[str, int]:
@@ -184,18 +166,15 @@ async def test_filtered_search_still_returns_k_results(kb: Knowledge) -> None:
         model=model,
     )
 
-    async with kb.search_as(me) as gateway:
-        # At this size the planner would rather scan exactly; make it walk the
-        # HNSW index, as it does at scale, where filters could starve the scan.
-        await kb.connection.execute(text(FORCE_INDEX_SCAN))
-        plan = await kb.connection.execute(
-            text("explain " + _HYBRID_SEARCH_SQL.text), search_parameters(query)
-        )
+    # At this size the planner would rather scan exactly; make it walk the
+    # HNSW index, as it does at scale, where filters could starve the scan.
+    await kb.connection.execute(text(FORCE_INDEX_SCAN))
+    async with nested_plans(kb.connection) as plans, kb.search_as(me) as gateway:
         hits = await gateway.search_with_embedding(
             query="nomatchword", embedding=query, k=8, chat_room_id=None
         )
 
-    assert "document_chunks_embedding_hnsw_idx" in "\n".join(r[0] for r in plan)
+    assert "document_chunks_embedding_hnsw_idx" in "\n".join(plans)
     assert len(hits) == 8
     assert {h.document_id for h in hits} == {mine}
 

@@ -1,10 +1,10 @@
-"""The full-text leg (``match_document_chunks_text``) as a signed-in user.
+"""The full-text leg (``private.match_document_chunks_text``) as a signed-in user.
 
 A word found in every chunk stands for the common words of a large knowledge
 base: the function reads a bounded number of matches, by the GIN index or by
-the table, and ranks them. A query with a rare word runs on a cached plan on
-the index (``_indexed``); a query of common words only, once ANALYZE has seen
-them, is planned for itself (``_planned``). Both routes find the same rows.
+the table, and ranks them. A query with a rare word reads the index; a query
+whose matches may be plentiful (every word common once ANALYZE has seen them,
+or an OR / NOT) reads the table in order. Both scans find the same rows.
 """
 
 import json
@@ -30,7 +30,7 @@ WIDGETS = [
     *(f"widget spare part number {n}" for n in range(20)),
 ]
 TEXT_SEARCH = text(
-    "select chunk_id from public.match_document_chunks_text(:query, 'english', "
+    "select chunk_id from private.match_document_chunks_text(:query, 'english', "
     ":model, null, :max_matches, :match_count) order by rank"
 )
 ONLY_BITMAP = (
@@ -123,6 +123,7 @@ async def test_the_plan_does_not_change_what_is_found(
 
     async def results(plan_settings: str) -> list[list[int]]:
         await kb.connection.execute(text(plan_settings))
+        await kb.connection.execute(text("discard plans"))  # plan them anew
         return [await text_search(kb, q, max_matches=8) for q in queries]
 
     by_index = await results(ONLY_BITMAP)
@@ -149,11 +150,11 @@ async def test_hybrid_search_puts_the_keyword_match_first_among_common_words(
 COMMON_LEXEMES = text(
     "select lexeme, frequency from public.document_chunk_common_lexemes"
 )
-ROUTE_CALLS = text(
-    "select coalesce(sum(calls) filter (where funcname like '%_planned'), 0), "
-    "coalesce(sum(calls) filter (where funcname like '%_indexed'), 0) "
-    "from pg_stat_xact_user_functions "
-    "where funcname like 'match_document_chunks_text_%'"
+MATCHES_MANY = text("select private.text_query_matches_many(:query, 'english') as many")
+ALL_WORDS_COMMON = text(
+    "insert into public.document_chunk_common_lexemes (lexeme, frequency) "
+    "select word, 1 from unnest(tsvector_to_array(to_tsvector('english', :text))) "
+    "as word on conflict (lexeme) do nothing"
 )
 
 
@@ -166,17 +167,10 @@ async def analyze_and_refresh(connection: AsyncConnection) -> int:
     return int(refreshed.scalar_one())
 
 
-async def route_of(kb: Knowledge, user: uuid.UUID, query: str) -> str:
-    """Which plan answered ``query`` as ``user``: "planned" or "indexed"."""
-    await kb.connection.execute(text("reset role"))
-    before = tuple((await kb.connection.execute(ROUTE_CALLS)).one())
-    await act_as(kb.connection, user)
-    await text_search(kb, query)
-    await kb.connection.execute(text("reset role"))
-    after = tuple((await kb.connection.execute(ROUTE_CALLS)).one())
-    calls = (after[0] - before[0], after[1] - before[1])
-    assert calls in {(1, 0), (0, 1)}, calls
-    return "planned" if calls == (1, 0) else "indexed"
+async def scan_of(connection: AsyncConnection, query: str) -> str:
+    """Which scan answers ``query``: "table" (plentiful matches) or "index"."""
+    many = (await connection.execute(MATCHES_MANY, {"query": query})).scalar_one()
+    return "table" if many else "index"
 
 
 async def common_lexemes(connection: AsyncConnection) -> dict[str, float]:
@@ -211,16 +205,15 @@ async def test_the_common_words_are_those_of_five_percent_of_the_chunks(
     assert changed == len(differences) == 4  # blue gone; spare, part, number
 
 
-async def test_only_queries_whose_matches_may_be_plentiful_are_planned_for_themselves(
-    kb: Knowledge, user: uuid.UUID
+async def test_only_queries_whose_matches_may_be_plentiful_read_the_table(
+    kb: Knowledge,
 ) -> None:
     await widget_chunks(kb)
-    await kb.connection.execute(text("set local track_functions = 'all'"))
-    fresh = {q: await route_of(kb, user, q) for q in ("widget", "widget sprocket")}
+    fresh = {q: await scan_of(kb.connection, q) for q in ("widget", "widget sprocket")}
     await analyze_and_refresh(kb.connection)
 
-    routes = {
-        query: await route_of(kb, user, query)
+    scans = {
+        query: await scan_of(kb.connection, query)
         for query in (
             "widget",  # every word common
             "spare widget part",
@@ -231,23 +224,20 @@ async def test_only_queries_whose_matches_may_be_plentiful_are_planned_for_thems
         )
     }
 
-    # Without statistics (a new database) every query takes the index.
-    assert fresh == {"widget": "indexed", "widget sprocket": "indexed"}
-    assert routes == {
-        "widget": "planned",
-        "spare widget part": "planned",
-        "widget sprocket": "indexed",
-        "gizmo": "indexed",
-        "widget or sprocket": "planned",
-        "sprocket -widget": "planned",
+    # Without statistics (a new database) every AND query takes the index.
+    assert fresh == {"widget": "index", "widget sprocket": "index"}
+    assert scans == {
+        "widget": "table",
+        "spare widget part": "table",
+        "widget sprocket": "index",
+        "gizmo": "index",
+        "widget or sprocket": "table",
+        "sprocket -widget": "table",
     }
 
 
-async def test_both_routes_find_what_the_query_planned_for_itself_finds(
-    kb: Knowledge, user: uuid.UUID
-) -> None:
+async def test_both_scans_find_the_same_rows(kb: Knowledge, user: uuid.UUID) -> None:
     await widget_chunks(kb)
-    await analyze_and_refresh(kb.connection)
     queries = [
         "widget",
         "widget part",
@@ -260,19 +250,17 @@ async def test_both_routes_find_what_the_query_planned_for_itself_finds(
         "nothing matches this",
         "the",  # only a stop word: an empty query
     ]
-    planned = []
-    for query in queries:  # the previous function: always planned per query
-        rows = await kb.connection.execute(
-            text(
-                "select chunk_id from public.match_document_chunks_text_planned("
-                ":query, 'english', :model, null, 8, 40) order by rank"
-            ),
-            {"query": query, "model": kb.embeddings.model_name},
-        )
-        planned.append([row.chunk_id for row in rows])
+    # No common words yet: every AND query reads the index.
     await act_as(kb.connection, user)
+    by_index = [await text_search(kb, query, max_matches=8) for query in queries]
+    await kb.connection.execute(text("reset role"))
+    # Every word of every chunk common: every query reads the table.
+    await kb.connection.execute(ALL_WORDS_COMMON, {"text": " ".join(WIDGETS)})
+    await kb.connection.execute(ALL_WORDS_COMMON, {"text": " ".join(queries)})
+    scans = {await scan_of(kb.connection, query) for query in queries}
+    await act_as(kb.connection, user)
+    by_table = [await text_search(kb, query, max_matches=8) for query in queries]
 
-    found = [await text_search(kb, query, max_matches=8) for query in queries]
-
-    assert found == planned
-    assert [len(ids) for ids in found] == [8, 8, 1, 1, 8, 1, 2, 1, 0, 0]
+    assert scans == {"table"}
+    assert by_index == by_table
+    assert [len(ids) for ids in by_index] == [8, 8, 1, 1, 8, 1, 2, 1, 0, 0]

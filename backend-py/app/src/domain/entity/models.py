@@ -4,7 +4,7 @@ import uuid
 
 from pgvector.sqlalchemy.vector import VECTOR
 from sqlalchemy import BigInteger, Boolean, CheckConstraint, Column, Computed, DateTime, ForeignKeyConstraint, Identity, Index, Integer, LargeBinary, PrimaryKeyConstraint, REAL, SmallInteger, String, Text, UniqueConstraint, Uuid, text
-from sqlalchemy.dialects.postgresql import JSONB, REGCONFIG, TSVECTOR
+from sqlalchemy.dialects.postgresql import JSONB, TSVECTOR
 from sqlmodel import Field, Relationship, SQLModel
 
 class Users(SQLModel, table=True):
@@ -69,9 +69,9 @@ class DocumentChunkCommonLexemes(SQLModel, table=True):
                 'share of the chunks, as the last ANALYZE sampled them '
                 '(pg_stats.most_common_elems). Kept by '
                 'refresh_document_chunk_common_lexemes(); read by '
-                'match_document_chunks_text to tell a query of common words '
-                '(planned for itself) from the others (a cached plan on the GIN '
-                'index). Only affects speed, never results.'}
+                'private.match_document_chunks_text to choose between its two '
+                'scans (the GIN index for a selective query, the table in order '
+                'for a query of common words). Only affects speed, never results.'}
     )
 
     lexeme: str = Field(sa_column=Column('lexeme', Text, primary_key=True))
@@ -315,9 +315,9 @@ class DocumentChunks(SQLModel, table=True):
     token_count: int = Field(sa_column=Column('token_count', Integer, nullable=False, comment="Token count of content (as counted by the backend's tokenizer)."))
     embedding: object = Field(sa_column=Column('embedding', VECTOR(384), nullable=False, comment='384-dimensional embedding: the size of the offline MiniLM model (all-MiniLM-L6-v2) and of OpenAI text-embedding-3 models requested with dimensions=384, so either backend fits one column. Compare only rows with the same embedding_model.'))
     embedding_model: str = Field(sa_column=Column('embedding_model', Text, nullable=False, comment='Model that produced the embedding; queries must filter on it because vectors of different models are not comparable.'))
-    ts_config: object = Field(sa_column=Column('ts_config', REGCONFIG, nullable=False, server_default=text("'english'::regconfig"), comment='Text-search configuration used for fts (e.g. english, simple).'))
+    ts_config: str = Field(sa_column=Column('ts_config', Text, nullable=False, server_default=text("'english'::text"), comment='Name of the text-search configuration of fts (e.g. english, simple), as regconfig prints it. Text, not regconfig: a reg* column blocks in-place Postgres upgrades (pg_upgrade).'))
+    fts: object = Field(sa_column=Column('fts', TSVECTOR, nullable=False, comment='tsvector of content in the ts_config configuration, for keyword / hybrid search; kept by the document_chunks_set_fts trigger.'))
     metadata_: object = Field(sa_column=Column('metadata', JSONB, nullable=False, server_default=text("'{}'::jsonb")))
     created_at: datetime.datetime = Field(sa_column=Column('created_at', DateTime(True), nullable=False, server_default=text('now()')))
-    fts: Optional[object] = Field(default=None, sa_column=Column('fts', TSVECTOR, Computed('to_tsvector(ts_config, content)', persisted=True), comment='Generated tsvector of content for keyword / hybrid search.'))
 
     document: 'Documents' = Relationship(back_populates='document_chunks')

@@ -1,6 +1,9 @@
 -- =============================================================================
--- Chat: chat_rooms, user_chats (membership), messages, and the membership
--- helpers used by row-level security.
+-- Chat: chat_rooms, user_chats (membership), messages, the membership
+-- helpers used by row-level security (schema private), and the select policy
+-- of virtual_users (which reads the rooms).
+--
+-- Part of the 2026-12-01 baseline (see 20261201000100_users.sql).
 --
 -- Plain SQL only: no psql meta-commands, safe to send as one multi-statement
 -- string through a driver.
@@ -14,7 +17,6 @@ create table public.chat_rooms (
   title           text not null,
   virtual_user_id bigint null references public.virtual_users (id) on delete set null,
   created_by      uuid not null references public.general_users (id) on delete cascade,
-  last_message_at timestamptz null,
   created_at      timestamptz not null default now(),
   updated_at      timestamptz not null default now(),
   constraint chat_rooms_title_length check (char_length(btrim(title)) >= 1 and char_length(title) <= 200)
@@ -26,8 +28,6 @@ comment on column public.chat_rooms.virtual_user_id is
   'Persona answering in this room. NULL = the creator''s default persona (user_profiles.default_virtual_user_id), else the admins'' default.';
 comment on column public.chat_rooms.created_by is
   'The room''s owner. Deleting that user deletes the room.';
-comment on column public.chat_rooms.last_message_at is
-  'created_at of the newest message; maintained by a trigger on messages (for sorting the room list).';
 
 create index chat_rooms_virtual_user_id_idx on public.chat_rooms (virtual_user_id);
 create index chat_rooms_created_by_idx on public.chat_rooms (created_by);
@@ -59,9 +59,11 @@ comment on column public.user_chats.joined_at is
 create index user_chats_user_id_idx on public.user_chats (user_id);
 
 -- -----------------------------------------------------------------------------
--- Membership helpers (security definer so policies do not recurse into RLS).
+-- Membership helpers of the policies, in schema private: security definer, so
+-- that a policy reading user_chats or chat_rooms does not recurse into their
+-- own policies; executable by authenticated (the policies run as the caller).
 -- -----------------------------------------------------------------------------
-create or replace function public.is_room_member(room_id bigint)
+create or replace function private.is_room_member(room_id bigint)
 returns boolean
 language sql
 stable
@@ -76,10 +78,10 @@ as $fn$
   )
 $fn$;
 
-comment on function public.is_room_member(bigint) is
+comment on function private.is_room_member(bigint) is
   'True when the calling user (auth.uid()) has a user_chats row for the room. Used by RLS policies.';
 
-create or replace function public.is_room_owner(room_id bigint)
+create or replace function private.is_room_owner(room_id bigint)
 returns boolean
 language sql
 stable
@@ -94,13 +96,70 @@ as $fn$
   )
 $fn$;
 
-comment on function public.is_room_owner(bigint) is
+comment on function private.is_room_owner(bigint) is
   'True when the calling user (auth.uid()) created the room (chat_rooms.created_by). Used by RLS policies.';
 
-revoke all on function public.is_room_member(bigint) from public, anon;
-revoke all on function public.is_room_owner(bigint) from public, anon;
-grant execute on function public.is_room_member(bigint) to authenticated, service_role;
-grant execute on function public.is_room_owner(bigint) to authenticated, service_role;
+-- A select policy on a table read many rows at a time compares with this set,
+-- computed once per statement, instead of calling a function per row.
+create or replace function private.member_room_ids()
+returns setof bigint
+language sql
+stable
+security definer
+set search_path = ''
+as $fn$
+  select uc.chat_room_id
+    from public.user_chats uc
+   where uc.user_id = (select auth.uid())
+$fn$;
+
+comment on function private.member_room_ids() is
+  'Ids of the rooms the calling user (auth.uid()) belongs to (user_chats). Used by RLS policies as "chat_room_id in (select private.member_room_ids())".';
+
+create or replace function private.is_persona_of_my_room(persona_id bigint)
+returns boolean
+language sql
+stable
+security definer
+set search_path = ''
+as $fn$
+  select exists (
+    select 1
+      from public.chat_rooms r
+      join public.user_chats uc on uc.chat_room_id = r.id
+     where r.virtual_user_id = persona_id
+       and uc.user_id = (select auth.uid())
+  )
+$fn$;
+
+comment on function private.is_persona_of_my_room(bigint) is
+  'True when the persona answers in a room the calling user (auth.uid()) is a member of. Security definer so the policy on virtual_users does not recurse into chat_rooms.';
+
+revoke all on function private.is_room_member(bigint) from public, anon;
+revoke all on function private.is_room_owner(bigint) from public, anon;
+revoke all on function private.member_room_ids() from public, anon;
+revoke all on function private.is_persona_of_my_room(bigint) from public, anon;
+grant execute on function private.is_room_member(bigint) to authenticated, service_role;
+grant execute on function private.is_room_owner(bigint) to authenticated, service_role;
+grant execute on function private.member_room_ids() to authenticated, service_role;
+grant execute on function private.is_persona_of_my_room(bigint) to authenticated, service_role;
+
+-- -----------------------------------------------------------------------------
+-- RLS: virtual_users (select; the other policies are in the users migration)
+-- -----------------------------------------------------------------------------
+-- One permissive policy per role and command: Postgres ORs several anyway,
+-- and Supabase's advisor asks for one.
+create policy "virtual_users: read admin, own and my rooms' personas"
+  on public.virtual_users for select
+  to authenticated
+  using (
+    owner_id is null
+    or owner_id = (select auth.uid())
+    or private.is_persona_of_my_room(id)
+  );
+
+comment on policy "virtual_users: read admin, own and my rooms' personas" on public.virtual_users is
+  'Admin personas (owner_id NULL), the caller''s own, and a persona owned by another user when it answers in a room the caller is a member of.';
 
 -- -----------------------------------------------------------------------------
 -- RLS: chat_rooms
@@ -112,7 +171,7 @@ alter table public.chat_rooms enable row level security;
 create policy "chat_rooms: members read"
   on public.chat_rooms for select
   to authenticated
-  using (created_by = (select auth.uid()) or public.is_room_member(id));
+  using (created_by = (select auth.uid()) or private.is_room_member(id));
 
 -- The persona checks run with the user's RLS on virtual_users: only admin
 -- personas and the user's own can be attached.
@@ -154,8 +213,8 @@ create policy "user_chats: members read the room's members"
   to authenticated
   using (
     user_id = (select auth.uid())
-    or public.is_room_member(chat_room_id)
-    or public.is_room_owner(chat_room_id)
+    or private.is_room_member(chat_room_id)
+    or private.is_room_owner(chat_room_id)
   );
 
 -- Only the room owner adds rows; role owner only for the owner's own row.
@@ -163,14 +222,14 @@ create policy "user_chats: owner adds members"
   on public.user_chats for insert
   to authenticated
   with check (
-    public.is_room_owner(chat_room_id)
+    private.is_room_owner(chat_room_id)
     and (role = 'member' or user_id = (select auth.uid()))
   );
 
 create policy "user_chats: leave or owner removes"
   on public.user_chats for delete
   to authenticated
-  using (user_id = (select auth.uid()) or public.is_room_owner(chat_room_id));
+  using (user_id = (select auth.uid()) or private.is_room_owner(chat_room_id));
 
 -- -----------------------------------------------------------------------------
 -- messages
@@ -211,57 +270,27 @@ create trigger messages_set_updated_at
   before update on public.messages
   for each row execute function public.set_updated_at();
 
-create or replace function public.messages_touch_room()
-returns trigger
-language plpgsql
-security definer
-set search_path = ''
-as $fn$
-begin
-  update public.chat_rooms r
-     set last_message_at = new.created_at
-   where r.id = new.chat_room_id
-     and (r.last_message_at is null or r.last_message_at < new.created_at);
-  return null;
-end
-$fn$;
-
-comment on function public.messages_touch_room() is
-  'AFTER INSERT trigger on messages: sets chat_rooms.last_message_at to the new message''s created_at.';
-
-revoke all on function public.messages_touch_room() from public, anon, authenticated;
-
-create trigger messages_touch_room
-  after insert on public.messages
-  for each row execute function public.messages_touch_room();
-
 alter table public.messages enable row level security;
 
 create policy "messages: members read"
   on public.messages for select
   to authenticated
-  using (public.is_room_member(chat_room_id));
+  using (chat_room_id in (select private.member_room_ids()));
 
--- Members post as themselves; AI/system messages carry no human sender.
-create policy "messages: members post"
+create policy "messages: members post as themselves"
   on public.messages for insert
   to authenticated
   with check (
-    public.is_room_member(chat_room_id)
-    and (
-      sender_user_id = (select auth.uid())
-      or (role <> 'user' and sender_user_id is null)
-    )
+    role = 'user'
+    and sender_user_id = (select auth.uid())
+    and private.is_room_member(chat_room_id)
   );
 
--- The backend (acting for a member) completes or marks AI messages failed.
-create policy "messages: members update AI messages"
-  on public.messages for update
-  to authenticated
-  using (public.is_room_member(chat_room_id) and role <> 'user')
-  with check (public.is_room_member(chat_room_id) and role <> 'user');
+comment on policy "messages: members post as themselves" on public.messages is
+  'Members post user messages as themselves. Assistant and system messages are written by the backend as the service role.';
 
--- No delete policy: messages go away with their room (cascade).
+-- No update policy: AI answers are completed by the backend as the service
+-- role. No delete policy: messages go away with their room (cascade).
 
 -- -----------------------------------------------------------------------------
 -- Privileges

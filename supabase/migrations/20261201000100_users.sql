@@ -1,12 +1,32 @@
 -- =============================================================================
 -- Users: general_users (one per auth user), virtual_users (AI personas),
--- user_profiles, and the signup trigger on auth.users.
+-- user_profiles, the signup trigger on auth.users, and the schema "private"
+-- that holds the helpers of row-level security.
+--
+-- Baseline (2026-12-01): this file, 20261201000200_chat.sql and
+-- 20261201000300_knowledge.sql hold the whole schema. Migrations are
+-- append-only from here on: a change is a new file, never an edit of these.
 --
 -- Applies unchanged on a real Supabase project and on the embedded
 -- development database (after backend-py/app/src/infra/sql/supabase_compat.sql).
 -- Plain SQL only: no psql meta-commands, safe to send as one multi-statement
 -- string through a driver.
 -- =============================================================================
+
+-- -----------------------------------------------------------------------------
+-- Schema private: functions that policies and the API's functions call but
+-- that are not part of the API. The Data API exposes "public" only
+-- (supabase/config.toml), so nothing here is reachable as an RPC. Every
+-- function here sets its search_path and is executable only by the roles
+-- named in its own grant.
+-- -----------------------------------------------------------------------------
+create schema if not exists private;
+
+comment on schema private is
+  'Helpers of row-level security and of the API''s functions; not exposed by the Data API.';
+
+revoke all on schema private from public;
+grant usage on schema private to authenticated, service_role;
 
 -- -----------------------------------------------------------------------------
 -- Shared trigger function: keeps updated_at current on every UPDATE.
@@ -81,11 +101,13 @@ create table public.virtual_users (
   system_prompt text not null,
   model         text null,
   temperature   real null,
+  max_tokens    integer null,
   is_default    boolean not null default false,
   created_at    timestamptz not null default now(),
   updated_at    timestamptz not null default now(),
   constraint virtual_users_name_length check (char_length(btrim(name)) >= 1 and char_length(name) <= 100),
   constraint virtual_users_temperature_range check (temperature is null or (temperature >= 0 and temperature <= 2)),
+  constraint virtual_users_max_tokens_range check (max_tokens is null or (max_tokens >= 1 and max_tokens <= 32000)),
   constraint virtual_users_default_is_admin check (not is_default or owner_id is null)
 );
 
@@ -99,6 +121,8 @@ comment on column public.virtual_users.model is
   'Chat model name for this persona. NULL = the backend''s configured default model.';
 comment on column public.virtual_users.temperature is
   'Sampling temperature 0..2. NULL = the backend''s default.';
+comment on column public.virtual_users.max_tokens is
+  'Most tokens an answer may have (1..32000). NULL = the backend''s LLM_MAX_TOKENS.';
 comment on column public.virtual_users.is_default is
   'The admins'' default persona, used when a room has none and the user has no preferred persona. At most one row (owner_id null) may have it.';
 
@@ -113,10 +137,8 @@ create trigger virtual_users_set_updated_at
 
 alter table public.virtual_users enable row level security;
 
-create policy "virtual_users: read admin and own personas"
-  on public.virtual_users for select
-  to authenticated
-  using (owner_id is null or owner_id = (select auth.uid()));
+-- The select policy is in 20261201000200_chat.sql: members of a room also
+-- read the persona that answers in it, which needs the chat tables.
 
 create policy "virtual_users: insert own personas"
   on public.virtual_users for insert
