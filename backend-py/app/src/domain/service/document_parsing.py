@@ -17,6 +17,7 @@ from pypdf import PdfReader
 from pypdf.errors import PdfReadError
 
 from src.domain.errors import UnprocessableError, UnsupportedMediaTypeError
+from src.domain.service.chunking import PageSpan
 
 MIME_BY_EXTENSION = {
     ".txt": "text/plain",
@@ -40,6 +41,7 @@ _BLOCK_TAGS = (
 )
 _BLANK_LINES = re.compile(r"\n{3,}")
 _MAX_TITLE_CHARS = 200
+_PAGE_SEPARATOR = "\n\n"
 
 
 @dataclass(frozen=True)
@@ -51,12 +53,15 @@ class ParsedDocument:
         content: The extracted text (Markdown or plain).
         mime_type: The type the file was read as.
         metadata: Extra facts (page count of a PDF).
+        pages: Where each non-empty page lies in ``content`` (PDF only), for
+            ``chunk_text(..., pages=...)``.
     """
 
     title: str
     content: str
     mime_type: str
     metadata: dict[str, Any] = field(default_factory=dict)
+    pages: tuple[PageSpan, ...] = ()
 
 
 def detect_mime_type(filename: str, content_type: str | None) -> str:
@@ -142,13 +147,35 @@ def _read_pdf(data: bytes, fallback_title: str) -> ParsedDocument:
         title = reader.metadata.title if reader.metadata else None
     except (PdfReadError, ValueError, KeyError, TypeError) as exc:
         raise UnprocessableError(f"the PDF cannot be read: {exc}") from exc
-    content = "\n\n".join(page.strip() for page in pages if page.strip())
+    content, spans = join_pages(pages)
     return ParsedDocument(
         title=_clip_title(title or "") or fallback_title,
-        content=content.replace("\x00", ""),
+        content=content,
         mime_type="application/pdf",
         metadata={"page_count": len(pages)},
+        pages=spans,
     )
+
+
+def join_pages(pages: list[str]) -> tuple[str, tuple[PageSpan, ...]]:
+    """Join the pages' texts with a blank line, remembering where each lies.
+
+    Empty pages are left out of the text (and of the spans); the numbers stay
+    those of the file.
+    """
+    parts: list[str] = []
+    spans: list[PageSpan] = []
+    offset = 0
+    for number, page in enumerate(pages, start=1):
+        page_text = page.replace("\x00", "").strip()
+        if not page_text:
+            continue
+        if parts:
+            offset += len(_PAGE_SEPARATOR)
+        spans.append(PageSpan(number, offset, offset + len(page_text)))
+        parts.append(page_text)
+        offset += len(page_text)
+    return _PAGE_SEPARATOR.join(parts), tuple(spans)
 
 
 def _read_html(data: bytes, fallback_title: str) -> ParsedDocument:
