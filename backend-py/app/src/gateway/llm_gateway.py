@@ -17,6 +17,12 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 
 from src.domain.errors import UnprocessableError
+from src.domain.service.follow_up import (
+    STANDALONE_MAX_TOKENS,
+    clean_standalone_question,
+    contextualize_messages,
+    is_follow_up,
+)
 from src.domain.service.prompt_builder import MESSAGE_OVERHEAD_TOKENS, estimate_tokens
 from src.infra.llm.chat_models import ChatModels
 from src.infra.llm.errors import PROVIDER_ERRORS, provider_error
@@ -186,6 +192,44 @@ class LLMGateway:
             raise provider_error(exc) from exc
         final = whole if whole is not None else AIMessageChunk(content="")
         yield StreamEvent(generation=_generation(messages, final, chat, started))
+
+    async def standalone_question(
+        self,
+        question: str,
+        history: Sequence[tuple[str, str]],
+        *,
+        model: str | None = None,
+    ) -> str:
+        """Rewrite a follow-up into a question that stands without the history.
+
+        LangChain's contextualize-question prompt, at temperature 0 and a small
+        token limit. A room's first question (no user message in ``history``)
+        is returned as it is, with no model call.
+
+        Args:
+            question: The latest user question.
+            history: The room's earlier ``(role, content)`` messages, oldest
+                first (role ``"user"`` or ``"assistant"``).
+            model: The chat model; None for the configured default.
+
+        Returns:
+            The standalone question (``question`` when the model gave nothing).
+
+        Raises:
+            UnprocessableError: The model is not allowed.
+            LLMRateLimitError: The provider kept refusing for rate limits.
+            LLMTimeoutError: The provider did not answer in time.
+            LLMProviderError: The provider failed otherwise.
+        """
+        if not is_follow_up(history):
+            return question
+        generation = await self.generate(
+            contextualize_messages(question, history),
+            model=model,
+            temperature=0.0,
+            max_tokens=STANDALONE_MAX_TOKENS,
+        )
+        return clean_standalone_question(generation.text, question)
 
     def _model(
         self, model: str | None, temperature: float | None, max_tokens: int | None

@@ -5,7 +5,8 @@ usage chunk when ``stream_options.include_usage`` is set) and
 ``POST /v1/embeddings`` (deterministic vectors, as floats or base64). It records
 every request, and can be told to answer the next requests with an error status,
 to hang past the client's timeout, or to answer 200 with something that is not
-a valid answer (:data:`GARBLES`).
+a valid answer (:data:`GARBLES`). ``script`` maps a last user message to its own
+reply (a scripted model: the retrieval eval's question rewrites).
 """
 
 import asyncio
@@ -78,6 +79,8 @@ class FakeOpenAI:
     """The fake server's behaviour and what it saw; thread-safe enough for tests."""
 
     reply: str = DEFAULT_REPLY
+    script: dict[str, str] = field(default_factory=dict)
+    """Replies by the text of the last user message; ``reply`` for the rest."""
     stream_delay_s: float = 0.0
     """Pause between streamed chunks (to disconnect a client midway)."""
     requests: list[RecordedRequest] = field(default_factory=list)
@@ -107,6 +110,7 @@ class FakeOpenAI:
             self.requests.clear()
             self._faults.clear()
         self.reply = DEFAULT_REPLY
+        self.script = {}
         self.stream_delay_s = 0.0
 
     def fail_next(self, count: int, *, status: int, message: str = "") -> None:
@@ -156,14 +160,13 @@ class FakeOpenAI:
         prompt_tokens = sum(
             count_words(str(m.get("content") or "")) for m in body["messages"]
         )
-        usage = _usage(prompt_tokens, count_words(self.reply))
+        reply = self._reply_to(body["messages"])
+        usage = _usage(prompt_tokens, count_words(reply))
         if body.get("stream"):
             include_usage = (body.get("stream_options") or {}).get("include_usage")
             return StreamingResponse(
                 _sse(
-                    _chunks(
-                        body["model"], self.reply, usage if include_usage else None
-                    ),
+                    _chunks(body["model"], reply, usage if include_usage else None),
                     self.stream_delay_s,
                 ),
                 media_type="text/event-stream",
@@ -177,7 +180,7 @@ class FakeOpenAI:
                 "choices": [
                     {
                         "index": 0,
-                        "message": {"role": "assistant", "content": self.reply},
+                        "message": {"role": "assistant", "content": reply},
                         "finish_reason": "stop",
                         "logprobs": None,
                     }
@@ -185,6 +188,11 @@ class FakeOpenAI:
                 "usage": usage,
             }
         )
+
+    def _reply_to(self, messages: list[dict[str, Any]]) -> str:
+        users = [m for m in messages if m.get("role") == "user"]
+        last = str(users[-1].get("content") or "") if users else ""
+        return self.script.get(last, self.reply)
 
     async def _embeddings(self, request: Request) -> Response:
         body, fault = await self._receive(request)

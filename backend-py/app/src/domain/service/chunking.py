@@ -4,9 +4,16 @@ Markdown headings split the text into sections first (so a chunk never straddles
 two sections and keeps its heading path for citations); sections longer than the
 chunk size are then cut by LangChain's recursive splitter on paragraph, line,
 sentence and word boundaries, with overlap.
+
+A chunk also knows where it lies, for citations: its character span in the
+document's text, and for a PDF the pages it covers. The splitters tidy
+whitespace, so a chunk's text is found again in the document by its words, with
+any run of whitespace between them.
 """
 
+import bisect
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from langchain_text_splitters import (
@@ -23,6 +30,21 @@ _HEADING_ONLY = re.compile(r"^#{1,6} [^\n]*$")
 
 
 @dataclass(frozen=True)
+class PageSpan:
+    """Where one page's text lies in a document's extracted text.
+
+    Attributes:
+        number: The page number, from 1.
+        start: Offset of the page's first character.
+        end: Offset just past its last character.
+    """
+
+    number: int
+    start: int
+    end: int
+
+
+@dataclass(frozen=True)
 class Chunk:
     """One retrieval unit of a document.
 
@@ -31,12 +53,18 @@ class Chunk:
         content: The chunk's text (its section heading included).
         heading_path: Headings above the chunk joined with " > ".
         token_count: Estimated number of model tokens.
+        span: ``(start, end)`` character offsets of the chunk in the document's
+            text (``text[start:end]`` holds its words); None if not found.
+        pages: ``(first, last)`` PDF page numbers the chunk covers (equal for
+            one page); None when the document has no pages.
     """
 
     index: int
     content: str
     heading_path: str
     token_count: int
+    span: tuple[int, int] | None = None
+    pages: tuple[int, int] | None = None
 
 
 def estimate_tokens(text: str) -> int:
@@ -50,16 +78,25 @@ def estimate_tokens(text: str) -> int:
     return len(words_and_marks) + long_words
 
 
-def chunk_text(text: str, *, chunk_size: int, chunk_overlap: int) -> list[Chunk]:
-    """Split text (Markdown or plain) into ordered chunks with heading paths.
+def chunk_text(
+    text: str,
+    *,
+    chunk_size: int,
+    chunk_overlap: int,
+    pages: Sequence[PageSpan] = (),
+) -> list[Chunk]:
+    """Split text (Markdown or plain) into ordered chunks with their locations.
 
     Args:
         text: The document's text.
         chunk_size: Maximum characters per chunk.
         chunk_overlap: Characters shared by consecutive chunks of a section.
+        pages: Where each page lies in ``text`` (``ParsedDocument.pages`` of a
+            PDF), in order; empty for a document without pages.
 
     Returns:
-        The chunks in document order; empty when the text has no content.
+        The chunks in document order, each with its heading path, span and
+        pages; empty when the text has no content.
     """
     sections = MarkdownHeaderTextSplitter(
         headers_to_split_on=HEADING_LEVELS, strip_headers=False
@@ -71,6 +108,7 @@ def chunk_text(text: str, *, chunk_size: int, chunk_overlap: int) -> list[Chunk]
         keep_separator="end",
     )
     chunks: list[Chunk] = []
+    cursor = 0
     for section in sections:
         heading_path = HEADING_SEPARATOR.join(
             section.metadata[name]
@@ -79,15 +117,54 @@ def chunk_text(text: str, *, chunk_size: int, chunk_overlap: int) -> list[Chunk]
         )
         body = section.page_content.replace(_PARAGRAPH_JOIN, "\n\n")
         for content in _attach_lone_headings(splitter.split_text(body)):
+            span = locate(text, content, cursor)
+            if span is not None:
+                cursor = span[0] + 1
             chunks.append(
                 Chunk(
                     index=len(chunks),
                     content=content,
                     heading_path=heading_path,
                     token_count=estimate_tokens(content),
+                    span=span,
+                    pages=pages_of(span, pages),
                 )
             )
     return chunks
+
+
+def locate(text: str, passage: str, start: int = 0) -> tuple[int, int] | None:
+    """The span of ``passage``'s words in ``text``, whatever whitespace between.
+
+    Args:
+        text: The document's text.
+        passage: Text cut from it (whitespace may differ).
+        start: Where to look from first; the whole text is searched after.
+
+    Returns:
+        ``(start, end)`` of the first match, or None when the words are not there.
+    """
+    words = passage.split()
+    if not words:
+        return None
+    pattern = re.compile(r"\s+".join(map(re.escape, words)))
+    found = pattern.search(text, start) or pattern.search(text)
+    return (found.start(), found.end()) if found else None
+
+
+def pages_of(
+    span: tuple[int, int] | None, pages: Sequence[PageSpan]
+) -> tuple[int, int] | None:
+    """The first and last page numbers a span of the text touches.
+
+    A span that starts in the blank between two pages counts from the next one.
+    """
+    if span is None or not pages:
+        return None
+    ends = [page.end for page in pages]
+    first = min(bisect.bisect_right(ends, span[0]), len(pages) - 1)
+    last = min(bisect.bisect_left(ends, span[1]), len(pages) - 1)
+    return (pages[first].number, pages[max(first, last)].number)
 
 
 def embedding_text(chunk: Chunk) -> str:

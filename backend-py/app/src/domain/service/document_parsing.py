@@ -23,6 +23,7 @@ from pypdf import Configuration, PdfReader, apply_configuration, get_configurati
 from pypdf.errors import LimitReachedError, PdfReadError
 
 from src.domain.errors import UnprocessableError, UnsupportedMediaTypeError
+from src.domain.service.chunking import PageSpan
 
 MIME_BY_EXTENSION = {
     ".txt": "text/plain",
@@ -89,6 +90,9 @@ class ParseLimits:
         return min(self.max_chars, max(file_bytes, 1024) * MAX_CHARS_PER_FILE_BYTE)
 
 
+_PAGE_SEPARATOR = "\n\n"
+
+
 @dataclass(frozen=True)
 class ParsedDocument:
     """The text of a file and what could be learned about it.
@@ -98,12 +102,15 @@ class ParsedDocument:
         content: The extracted text (Markdown or plain).
         mime_type: The type the file was read as.
         metadata: Extra facts (page count of a PDF).
+        pages: Where each non-empty page lies in ``content`` (PDF only), for
+            ``chunk_text(..., pages=...)``.
     """
 
     title: str
     content: str
     mime_type: str
     metadata: dict[str, Any] = field(default_factory=dict)
+    pages: tuple[PageSpan, ...] = ()
 
 
 def detect_mime_type(filename: str, content_type: str | None) -> str:
@@ -208,12 +215,13 @@ def _read_pdf(data: bytes, fallback_title: str, limits: ParseLimits) -> ParsedDo
         raise UnprocessableError(f"the PDF is over a parsing limit: {exc}") from exc
     except (PdfReadError, ValueError, KeyError, TypeError) as exc:
         raise UnprocessableError(f"the PDF cannot be read: {exc}") from exc
-    content = "\n\n".join(page.strip() for page in pages if page.strip())
+    content, spans = join_pages(pages)
     return ParsedDocument(
         title=_clip_title(title or "") or fallback_title,
-        content=content.replace("\x00", ""),
+        content=content,
         mime_type="application/pdf",
         metadata={"page_count": len(pages)},
+        pages=spans,
     )
 
 
@@ -256,6 +264,27 @@ def _pdf_pages_text(
             )
         pages.append(text)
     return pages
+
+
+def join_pages(pages: list[str]) -> tuple[str, tuple[PageSpan, ...]]:
+    """Join the pages' texts with a blank line, remembering where each lies.
+
+    Empty pages are left out of the text (and of the spans); the numbers stay
+    those of the file.
+    """
+    parts: list[str] = []
+    spans: list[PageSpan] = []
+    offset = 0
+    for number, page in enumerate(pages, start=1):
+        page_text = page.replace("\x00", "").strip()
+        if not page_text:
+            continue
+        if parts:
+            offset += len(_PAGE_SEPARATOR)
+        spans.append(PageSpan(number, offset, offset + len(page_text)))
+        parts.append(page_text)
+        offset += len(page_text)
+    return _PAGE_SEPARATOR.join(parts), tuple(spans)
 
 
 def _read_html(data: bytes, fallback_title: str, _: ParseLimits) -> ParsedDocument:

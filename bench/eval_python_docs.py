@@ -1,0 +1,226 @@
+"""The first corpus of ``make eval``: the Python 3.11 library reference.
+
+HTML from Debian's ``python3.11-doc`` package. Questions are mostly paraphrases
+that avoid the page's wording; a few are bare identifiers (``nlargest``), where
+full-text search should shine. Each is labelled with the page(s) (file stems)
+that answer it.
+"""
+
+from eval_types import Conversation, Question
+
+PACKAGE = "python3.11-doc"
+HTML_DIR = "usr/share/doc/python3.11/html/library"
+TITLE = "the Python 3.11 library reference"
+EXCLUDED = ("dbm",)
+"""Labelled but not loaded (as since the first version of the eval)."""
+
+QUESTIONS: list[Question] = [
+    ("count how many times each item appears in a list", ("collections",)),
+    (
+        "dictionary that remembers insertion order and can move a key to the end",
+        ("collections",),
+    ),
+    ("tuple whose fields can be read by attribute name", ("collections",)),
+    ("iterator that repeats the elements of a sequence forever", ("itertools",)),
+    ("every combination of length r drawn from a list", ("itertools",)),
+    ("group consecutive elements that share a key", ("itertools",)),
+    ("remember the results of an expensive function call", ("functools",)),
+    ("fix some arguments of a function to make a new callable", ("functools",)),
+    ("turn a dict into a JSON string with indentation", ("json",)),
+    ("read the rows of a comma separated file as dictionaries", ("csv",)),
+    ("get the file extension of a path object", ("pathlib",)),
+    (
+        "find all files matching a pattern in a directory tree recursively",
+        ("glob", "pathlib"),
+    ),
+    ("match a regular expression only at the start of a string", ("re",)),
+    ("replace every occurrence of a pattern in a string", ("re",)),
+    ("declare command line options with defaults and help text", ("argparse",)),
+    ("a program with subcommands like git commit and git push", ("argparse",)),
+    ("write log messages with timestamps to a file", ("logging",)),
+    ("run an external program and capture what it prints", ("subprocess",)),
+    ("copy a whole directory with everything inside it", ("shutil",)),
+    ("choose a random element from a list", ("random",)),
+    ("generate a hard-to-guess token for a password reset link", ("secrets",)),
+    ("median and standard deviation of a list of numbers", ("statistics",)),
+    ("get the n smallest items using a priority queue", ("heapq",)),
+    ("insert into a sorted list and keep it sorted", ("bisect",)),
+    ("decorator that writes __init__ and __repr__ from class fields", ("dataclasses",)),
+    ("a set of symbolic names bound to constant values", ("enum",)),
+    ("run SQL queries against a database stored in a file", ("sqlite3",)),
+    ("compute the SHA-256 digest of some bytes", ("hashlib",)),
+    ("generate a universally unique identifier", ("uuid",)),
+    ("extract all members of a ZIP archive", ("zipfile",)),
+    ("create a compressed tar.gz archive", ("tarfile",)),
+    ("decompress a .gz file", ("gzip",)),
+    ("temporary directory that is removed automatically", ("tempfile",)),
+    ("shell-style wildcard matching of file names", ("fnmatch", "glob")),
+    ("substitute $name placeholders in a string template", ("string",)),
+    ("wrap a long paragraph to a fixed line width", ("textwrap",)),
+    ("show the differences between two texts like a unified diff", ("difflib",)),
+    ("measure how long a small code snippet takes to run", ("timeit",)),
+    ("pause the program for a number of seconds", ("time",)),
+    ("exact arithmetic with numerator and denominator", ("fractions",)),
+    ("square root, logarithm and trigonometric functions", ("math",)),
+    ("duplicate a nested object so changes do not affect the original", ("copy",)),
+    ("save Python objects to a binary file and load them back", ("pickle", "shelve")),
+    ("run a function in a separate thread and wait for it to finish", ("threading",)),
+    ("thread-safe FIFO for producers and consumers", ("queue",)),
+    ("ignore specific exceptions inside a with block", ("contextlib",)),
+    ("reference to an object that does not keep it alive", ("weakref",)),
+    ("split a URL into scheme, host, path and query string", ("urllib.parse",)),
+    ("encode binary data as ASCII text for email", ("base64",)),
+    ("read settings from an INI style configuration file", ("configparser",)),
+    ("ask the user for a password without showing it on screen", ("getpass",)),
+    ("print the full stack trace of an exception", ("traceback",)),
+    ("display a nested data structure in a readable layout", ("pprint",)),
+    ("pack integers into bytes with a chosen byte order", ("struct",)),
+    ("in-memory text buffer that behaves like a file", ("io",)),
+    ("react when the user presses Ctrl-C", ("signal",)),
+    ("check whether a path exists and is a directory", ("os.path", "pathlib")),
+    ("print the calendar of a month", ("calendar",)),
+    ("persistent dictionary kept on disk", ("shelve", "dbm")),
+    ("class with methods that subclasses must implement", ("abc",)),
+    ("escape < and & characters for use in a web page", ("html",)),
+    ("parse an XML document and loop over its elements", ("xml.etree.elementtree",)),
+    ("tell users that a function is going away in a future release", ("warnings",)),
+    ("name and version of the operating system", ("platform",)),
+    ("sort a list of records by one of their fields", ("operator", "functools")),
+    ("lru_cache maxsize", ("functools",)),
+    ("most_common", ("collections",)),
+    ("rmtree onerror", ("shutil",)),
+    ("nlargest", ("heapq",)),
+    ("ZIP_DEFLATED", ("zipfile",)),
+]
+
+
+CONVERSATIONS: list[Conversation] = [
+    Conversation(
+        "count how many times each item appears in a list",
+        ("collections",),
+        "and how do I get the three most frequent ones?",
+        ("collections",),
+        "How do I get the three most common elements with collections.Counter?",
+    ),
+    Conversation(
+        "how do I parse command line arguments",
+        ("argparse",),
+        "can it have subcommands?",
+        ("argparse",),
+        "Can argparse handle subcommands?",
+    ),
+    Conversation(
+        "how do I run an external program",
+        ("subprocess",),
+        "and what if it takes too long?",
+        ("subprocess",),
+        "How do I stop an external program started with subprocess that takes "
+        "too long?",
+    ),
+    Conversation(
+        "how do I read a CSV file",
+        ("csv",),
+        "and write one?",
+        ("csv",),
+        "How do I write a CSV file?",
+    ),
+    Conversation(
+        "how do I create a zip archive",
+        ("zipfile",),
+        "can it be password protected?",
+        ("zipfile",),
+        "Can a ZIP archive made with zipfile be password protected?",
+    ),
+    Conversation(
+        "how do I write log messages to a file",
+        ("logging",),
+        "how do I change how those lines look?",
+        ("logging",),
+        "How do I change the format of log messages written with logging?",
+    ),
+    Conversation(
+        "what is a dataclass",
+        ("dataclasses",),
+        "can its instances be made immutable?",
+        ("dataclasses",),
+        "Can dataclass instances be made immutable?",
+    ),
+    Conversation(
+        "how do I pick random numbers",
+        ("random",),
+        "is that good enough for a password reset token?",
+        ("secrets", "random"),
+        "Are random numbers from the random module good enough for a password "
+        "reset token?",
+    ),
+    Conversation(
+        "how do I compute the SHA-256 hash of a file",
+        ("hashlib",),
+        "and a keyed one to authenticate messages?",
+        ("hmac", "hashlib"),
+        "How do I compute a keyed hash to authenticate messages?",
+    ),
+    Conversation(
+        "how do I work with dates and times",
+        ("datetime",),
+        "how do I add three days to one?",
+        ("datetime",),
+        "How do I add three days to a date?",
+    ),
+    Conversation(
+        "how do I save Python objects to a file",
+        ("pickle", "shelve"),
+        "is it safe to load one that I downloaded?",
+        ("pickle",),
+        "Is it safe to unpickle a file downloaded from an untrusted source?",
+    ),
+    Conversation(
+        "how do I run functions in a pool of threads",
+        ("concurrent.futures",),
+        "and wait until the first of them is done?",
+        ("concurrent.futures",),
+        "How do I wait until the first of several futures in a thread pool completes?",
+    ),
+    Conversation(
+        "what is a group in a regular expression",
+        ("re",),
+        "can I give them names?",
+        ("re",),
+        "Can groups in a regular expression have names?",
+    ),
+    Conversation(
+        "how do I turn a dict into JSON",
+        ("json",),
+        "what about objects it cannot handle, like a datetime?",
+        ("json",),
+        "How do I turn objects that json cannot serialize, like a datetime, into JSON?",
+    ),
+    Conversation(
+        "how do I make a temporary file",
+        ("tempfile",),
+        "is it deleted when I close it?",
+        ("tempfile",),
+        "Is a temporary file deleted when it is closed?",
+    ),
+    Conversation(
+        "remember the results of an expensive function call",
+        ("functools",),
+        "how do I empty it again?",
+        ("functools",),
+        "How do I clear the cache of a function decorated with lru_cache?",
+    ),
+    Conversation(
+        "how do I copy a whole directory",
+        ("shutil",),
+        "and delete one with everything in it?",
+        ("shutil",),
+        "How do I delete a directory with everything in it?",
+    ),
+    Conversation(
+        "what is a named tuple",
+        ("collections",),
+        "how do I change one field of it?",
+        ("collections",),
+        "How do I change one field of a named tuple?",
+    ),
+]
