@@ -195,7 +195,8 @@ saved message, as the history shows it), `answer.started`, `answer.token`
 (`delta`), `answer.failed`, `member.joined`, `member.left`, `room.updated`.
 Every event has an `id`; reconnect with `Last-Event-ID` to get the messages
 sent since (up to MAX_PAGE_SIZE) before live events. A comment line is sent
-after ROOM_EVENTS_KEEPALIVE_S of silence. The stream ends after `member.left`
+once the stream is subscribed (nothing posted after it is missed), and after
+ROOM_EVENTS_KEEPALIVE_S of silence. The stream ends after `member.left`
 naming the caller. At most ROOM_EVENTS_MAX_STREAMS_PER_USER streams per user
 and API process (429 past it).
 """

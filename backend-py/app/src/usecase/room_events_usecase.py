@@ -105,11 +105,13 @@ class RoomEventsUseCase:
     ) -> AsyncIterator[RoomEvent]:
         """The room's events: the replay after ``last_event_id``, then live ones.
 
-        Yields :data:`KEEP_ALIVE` after ``ROOM_EVENTS_KEEPALIVE_S`` of silence.
+        Yields :data:`KEEP_ALIVE` once subscribed, and after
+        ``ROOM_EVENTS_KEEPALIVE_S`` of silence.
         """
         after = last_message_id(last_event_id)
         cursor = _Cursor(after or 0)
         async with self.events.subscribe(room_id, self.user.id) as subscription:
+            yield KEEP_ALIVE  # subscribed: nothing from here on is missed
             replay = await self._replay(room_id, after, cursor)
             if replay is None:  # no longer a member
                 yield RoomEvent("member.left", self._left(room_id), cursor.other())
