@@ -45,17 +45,13 @@ class Stream:
     async def next(self) -> Event | None:
         """The next event (keep-alive comments skipped); None when it ended."""
         fields: dict[str, str] = {}
-        while True:
-            line = await self._line()
-            if line is None:
-                return None
-            if line.startswith(":"):
-                continue
+        while (line := await self._line()) is not None:
             if not line and fields:
                 return Event(fields["id"], fields["event"], json.loads(fields["data"]))
-            if line:
+            if line and not line.startswith(":"):
                 key, _, value = line.partition(": ")
                 fields[key] = value
+        return None
 
     async def subscribed(self) -> None:
         """Wait for the comment the server sends once the stream listens."""
@@ -105,7 +101,7 @@ async def stream(
     if last_event_id is not None:
         headers["Last-Event-ID"] = last_event_id
     async with (
-        httpx.AsyncClient(base_url=server.base_url, timeout=None) as client,
+        httpx.AsyncClient(base_url=server.base_url, timeout=GUARD_S) as client,
         client.stream(
             "GET", f"/api/chat-rooms/{room}/events", headers=headers
         ) as response,
@@ -173,7 +169,8 @@ async def test_three_people_see_each_other_and_the_persona_across_servers(
                 event := await sees.next()
             ) is not None and event.event == "answer.token":
                 tokens.append(event.data["delta"])
-            assert event is not None and event.event == "message"
+            assert event is not None
+            assert event.event == "message"
             assert event.data["role"] == "assistant"
             assert "".join(tokens) == event.data["content"]
             assert tokens

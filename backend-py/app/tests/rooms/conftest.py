@@ -1,4 +1,4 @@
-"""Room tests share the chat tests' fixtures (personas, a second user, a scripted LLM)."""
+"""Room tests use the chat tests' fixtures: personas, a second user, a scripted LLM."""
 
 from tests.chat.conftest import (  # noqa: F401 - fixtures used by name
     admin_persona,

@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from src.domain.errors import LLMProviderError
 from src.domain.service.mentions import ai_replies_of, mentions, persona_answers
 from src.domain.service.prompt_builder import SPEAKER_KEY
 from tests.chat.conftest import ScriptedLLM
@@ -81,7 +82,11 @@ async def test_a_mention_calls_the_persona_with_names_in_the_prompt(
     assert [m["role"] for m in history] == ["user", "user", "assistant"]
     answer = history[-1]
     assert answer["content"] == "Hello there"
-    assert answer["sender"]["name"] == "Assistant"
+    assert answer["sender"] == {
+        "kind": "virtual_user",
+        "id": str(admin_persona),
+        "name": "Assistant",
+    }
     prompt = scripted_llm.prompts[0]
     assert prompt[-1].additional_kwargs[SPEAKER_KEY] == "Bob"
     assert str(prompt[-1].content) == "Bob: @assistant what did we say?"
@@ -151,8 +156,6 @@ async def test_outsiders_and_invalid_messages_are_refused(
 async def test_a_failed_answer_keeps_the_message_and_stores_no_answer(
     auth_client: httpx.AsyncClient, admin_persona: int, scripted_llm: ScriptedLLM
 ) -> None:
-    from src.domain.errors import LLMProviderError
-
     scripted_llm.error = LLMProviderError("provider down")
     created = await auth_client.post("/api/chat-rooms", json={"title": "Solo"})
     room = int(created.json()["id"])
