@@ -16,6 +16,7 @@ from src.gateway.rate_limit_gateway import RateLimitGateway
 from src.infra.ai_providers import AIProviders, open_ai_providers
 from src.infra.db_client import Database
 from src.infra.embedded_postgres import supervised
+from src.infra.room_events import RoomEventHub
 from src.middleware.auth_middleware import TokenVerifier
 from src.settings import Settings
 from src.worker.ingestion_worker import ingestion_worker_running
@@ -58,6 +59,9 @@ async def runtime(
         app.state.rate_limits = RateLimitGateway(database)
         # -- AI providers (issue 5): chat model, embeddings, tracing --
         app.state.ai = await stack.enter_async_context(open_ai_providers(settings, ai))
+        # -- rooms for people (issue 20): one LISTEN connection, opened on use --
+        app.state.room_events = RoomEventHub.for_database(database, settings)
+        stack.push_async_callback(app.state.room_events.aclose)
         # -- knowledge (issue 8): ingestion worker --
         async with ingestion_worker_running(app, settings, database):
             yield

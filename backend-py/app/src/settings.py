@@ -104,6 +104,12 @@ class Settings(BaseSettings):
     rate_limit_chat_per_minute: int = Field(default=30, ge=1)
     rate_limit_ingest_per_minute: int = Field(default=20, ge=1)
 
+    # Room events (GET /api/chat-rooms/{id}/events)
+    room_events_max_streams_per_user: int = Field(default=5, ge=1)
+    room_events_keepalive_s: float = Field(default=15.0, gt=0)
+    room_events_token_interval_s: float = Field(default=0.05, ge=0)
+    """How long an answer's tokens gather before one ``answer.token`` is sent."""
+
     # Knowledge: chunking and retrieval
     chunk_size: int = Field(default=1000, ge=100)
     chunk_overlap: int = Field(default=150, ge=0)

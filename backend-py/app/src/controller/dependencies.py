@@ -17,8 +17,10 @@ from src.gateway.current_user_gateway import CurrentUserGateway
 from src.gateway.embeddings_gateway import EmbeddingsGateway
 from src.gateway.llm_gateway import LLMGateway
 from src.gateway.rate_limit_gateway import RateLimitGateway
+from src.gateway.room_events_gateway import RoomEventsGateway
 from src.infra.ai_providers import AIProviders
 from src.infra.db_client import Database
+from src.infra.room_events import RoomEventHub
 from src.middleware.auth_middleware import TokenVerifier, bearer_token
 from src.settings import Settings
 
@@ -91,6 +93,17 @@ async def get_rate_limits(request: Request) -> RateLimitGateway:
 
 
 RateLimitsDep = Annotated[RateLimitGateway, Depends(get_rate_limits)]
+
+
+async def get_room_events(request: Request, settings: SettingsDep) -> RoomEventsGateway:
+    """Room events through the process's one listening connection."""
+    hub = cast(RoomEventHub, request.app.state.room_events)
+    return RoomEventsGateway(
+        hub, token_interval_s=settings.room_events_token_interval_s
+    )
+
+
+RoomEventsDep = Annotated[RoomEventsGateway, Depends(get_room_events)]
 
 
 async def current_user(

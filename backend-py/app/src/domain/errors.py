@@ -96,6 +96,13 @@ class RateLimitedError(DomainError):
         super().__init__(message, headers={"Retry-After": str(retry_after_s)})
 
 
+class TooManyStreamsError(DomainError):
+    """The user holds as many open event streams as allowed."""
+
+    status_code = 429
+    code = "too_many_streams"
+
+
 class AuthenticationError(DomainError):
     """The bearer token is missing or invalid (RFC 6750)."""
 

@@ -129,6 +129,11 @@ class ChatRoomGateway:
             for r in rows
         ]
 
+    async def member_count(self, room_id: int) -> int:
+        """How many people are in the room."""
+        statement = select(func.count()).where(col(UserChats.chat_room_id) == room_id)
+        return int((await self.session.execute(statement)).scalar_one())
+
     async def count_owned(self, user_id: uuid.UUID) -> int:
         """How many rooms the user created."""
         statement = select(func.count()).where(col(ChatRooms.created_by) == user_id)

@@ -122,31 +122,54 @@ class MessageGateway:
     ) -> list[MessageView]:
         """Up to ``limit`` messages older than ``before``, oldest to newest."""
         statement = (
-            select(
-                Messages,
-                col(GeneralUsers.display_name),
-                col(GeneralUsers.account_name),
-                col(VirtualUsers.name),
-            )
-            .outerjoin(
-                GeneralUsers, col(GeneralUsers.id) == col(Messages.sender_user_id)
-            )
-            .outerjoin(
-                VirtualUsers,
-                col(VirtualUsers.id) == col(Messages.sender_virtual_user_id),
-            )
-            .where(col(Messages.chat_room_id) == chat_room_id)
+            _VIEWS.where(col(Messages.chat_room_id) == chat_room_id)
             .order_by(col(Messages.id).desc())
             .limit(limit)
         )
         if before is not None:
             statement = statement.where(col(Messages.id) < before)
+        return list(reversed(await self._views(statement)))
+
+    async def after(
+        self, chat_room_id: int, *, after: int, limit: int
+    ) -> list[MessageView]:
+        """Up to ``limit`` messages newer than message ``after``, oldest first."""
+        statement = (
+            _VIEWS.where(
+                col(Messages.chat_room_id) == chat_room_id, col(Messages.id) > after
+            )
+            .order_by(col(Messages.id))
+            .limit(limit)
+        )
+        return await self._views(statement)
+
+    async def view(self, message_id: int) -> MessageView | None:
+        """One message with its sender's name, if the caller may read it."""
+        found = await self._views(_VIEWS.where(col(Messages.id) == message_id))
+        return found[0] if found else None
+
+    async def _views(self, statement: Any) -> list[MessageView]:
         rows = (await self.session.execute(statement)).all()
         return [
             _view(message, display or account or persona)
-            for message, display, account, persona in reversed(rows)
+            for message, display, account, persona in rows
         ]
 
+
+_VIEWS = (
+    select(
+        Messages,
+        col(GeneralUsers.display_name),
+        col(GeneralUsers.account_name),
+        col(VirtualUsers.name),
+    )
+    .outerjoin(GeneralUsers, col(GeneralUsers.id) == col(Messages.sender_user_id))
+    .outerjoin(
+        VirtualUsers,
+        col(VirtualUsers.id) == col(Messages.sender_virtual_user_id),
+    )
+)
+"""Messages with their senders' names (filtered and ordered by each reader)."""
 
 _MESSAGES = Messages.metadata.tables["messages"]
 """The table itself: its ``metadata`` column keeps its SQL name here."""

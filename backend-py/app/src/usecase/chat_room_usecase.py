@@ -55,6 +55,7 @@ def room_out(view: RoomView, members: Sequence[Any] | None = None) -> RoomOut:
         members=[RoomMember.model_validate(m, from_attributes=True) for m in members]
         if members is not None
         else None,
+        ai_replies=room.ai_replies,
     )
 
 
@@ -157,7 +158,7 @@ class ChatRoomUseCase:
         return room_out(view, await self.rooms.members(room_id))
 
     async def update(self, room_id: int, body: RoomUpdate) -> RoomOut:
-        """Rename or change the persona (owner only)."""
+        """Rename, change the persona or ``ai_replies`` (owner only)."""
         await self._owned_room(room_id, "rename or change")
         changes = body.changes()
         if changes.get("virtual_user_id") is not None:

@@ -27,6 +27,7 @@ their question in the history and an error, never a silent partial answer.
 Steps 4-5 are one LangSmith trace when tracing is on.
 """
 
+import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
@@ -36,11 +37,18 @@ from typing import Any
 from langchain_core.messages import BaseMessage
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from src.domain.entity.chat import ChatRequest, ChatResponse, Source, hundredths
+from src.domain.entity.chat import (
+    ChatRequest,
+    ChatResponse,
+    MessageOut,
+    Source,
+    hundredths,
+)
 from src.domain.entity.knowledge import Retrieval, RetrievedChunk
 from src.domain.entity.models import ChatRooms, VirtualUsers
 from src.domain.entity.user import CurrentUser
 from src.domain.errors import DomainError, UnprocessableError
+from src.domain.service.mentions import ai_replies_of, persona_answers
 from src.domain.service.prompt_builder import (
     HISTORY_MESSAGES,
     HistoryMessage,
@@ -49,11 +57,19 @@ from src.domain.service.prompt_builder import (
 from src.gateway.chat_room_gateway import ChatRoomGateway
 from src.gateway.embeddings_gateway import EmbeddingsGateway
 from src.gateway.llm_gateway import Generation, LLMGateway, TraceRun
-from src.gateway.message_gateway import Answer, HistoryEntry, MessageGateway
+from src.gateway.message_gateway import (
+    Answer,
+    HistoryEntry,
+    MessageGateway,
+    MessageView,
+)
 from src.gateway.rate_limit_gateway import RateLimitGateway
+from src.gateway.room_events_gateway import RoomEventsGateway
 from src.gateway.virtual_user_gateway import VirtualUserGateway
 from src.settings import Settings
-from src.usecase.chat_room_usecase import open_room
+from src.usecase.chat_room_usecase import message_out, open_room
+
+logger = logging.getLogger(__name__)
 
 ROOM_TITLE_CHARS = 60
 FALLBACK_SYSTEM_PROMPT = (
@@ -112,6 +128,8 @@ class Turn:
     persona: Persona
     history: list[HistoryMessage]
     retrieval: Retrieval
+    asker_name: str | None = None
+    """Shown before the question in rooms of several people."""
 
     def sources(self) -> list[RetrievedChunk]:
         """The retrieved chunks.
@@ -122,6 +140,26 @@ class Turn:
         if self.retrieval.error is not None:
             raise self.retrieval.error
         return self.retrieval.sources
+
+
+@dataclass(frozen=True)
+class PersonaCall:
+    """A person's message in a room that the persona is to answer."""
+
+    chat_room_id: int
+    user_message_id: int
+    question: str
+    persona: Persona
+    history: list[HistoryMessage]
+    asker_name: str | None
+
+
+@dataclass(frozen=True)
+class RoomPost:
+    """A person's saved message, and the persona's call when it answers."""
+
+    message: MessageOut
+    call: PersonaCall | None
 
 
 @dataclass(frozen=True)
@@ -228,12 +266,7 @@ class ChatUseCase:
                 refused for its length does not count).
         """
         self._check_length(request.message)
-        await self.limits.take(
-            self.user.id,
-            bucket="chat",
-            per_minute=self.settings.rate_limit_chat_per_minute,
-            what="chat messages",
-        )
+        await self._take_chat_token()
         question = await self._embed(request.message)
         async with self.as_caller() as session:
             room = await self._room(session, request)
@@ -376,6 +409,16 @@ class ChatUseCase:
             sources=sources,
             history=turn.history,
             history_token_budget=self.settings.history_token_budget,
+            asker_name=turn.asker_name,
+        )
+
+    async def _take_chat_token(self) -> None:
+        """One of the caller's chat messages this minute (a valid message only)."""
+        await self.limits.take(
+            self.user.id,
+            bucket="chat",
+            per_minute=self.settings.rate_limit_chat_per_minute,
+            what="chat messages",
         )
 
     def _check_length(self, message: str) -> None:
@@ -401,3 +444,123 @@ class ChatUseCase:
         )
         async with self.as_service() as session:
             return await MessageGateway(session).save_answer(answer)
+
+    # -- rooms for people (issue 20): a person's message, the persona when called --
+
+    async def post(self, room_id: int, content: str) -> RoomPost:
+        """Save a member's message in a room; say whether the persona answers.
+
+        The persona answers a message that mentions it (``@Name``), or every
+        message when the room's ``ai_replies`` is ``always`` (see
+        :mod:`src.domain.service.mentions`). The answer is then written by
+        :meth:`answer_in_room`, after this message is committed.
+
+        Raises:
+            NotFoundError: The room does not exist for the caller.
+            UnprocessableError: The message is over the configured limit.
+            RateLimitedError: Over ``RATE_LIMIT_CHAT_PER_MINUTE``.
+        """
+        self._check_length(content)
+        await self._take_chat_token()
+        async with self.as_caller() as session:
+            rooms = ChatRoomGateway(session)
+            room = await rooms.joined(room_id, self.user.id)
+            persona = Persona.of(await VirtualUserGateway(session).answering_in(room))
+            messages = MessageGateway(session)
+            history = await messages.history(
+                room.id, before=None, limit=HISTORY_MESSAGES
+            )
+            saved = await self._save_post(messages, room.id, content)
+            members = await rooms.member_count(room.id)
+        replies = ai_replies_of(room.ai_replies, members)
+        if not persona_answers(content, persona.name, replies):
+            return RoomPost(message_out(saved), None)
+        call = PersonaCall(
+            chat_room_id=room.id,
+            user_message_id=saved.id,
+            question=content,
+            persona=persona,
+            history=to_history(history),
+            asker_name=saved.sender_name if members > 1 else None,
+        )
+        return RoomPost(message_out(saved), call)
+
+    async def answer_in_room(
+        self, call: PersonaCall, events: RoomEventsGateway
+    ) -> None:
+        """Answer a call as a chat turn, telling the room's streams as it goes.
+
+        Publishes ``answer.started``, the tokens (``answer.token``), then saves
+        the answer (its ``message`` event comes from the database); on failure
+        ``answer.failed`` with the error's code, and no AI message is stored.
+        """
+        reply = {"reply_to": call.user_message_id}
+        await events.publish(
+            call.chat_room_id,
+            "answer.started",
+            {**reply, "persona": {"id": call.persona.id, "name": call.persona.name}},
+        )
+        try:
+            await self._answer_call(call, events)
+        except DomainError as exc:
+            failure = {"code": exc.code, "message": exc.message}
+            await events.publish(call.chat_room_id, "answer.failed", reply | failure)
+        except Exception:
+            logger.exception("room answer failed")
+            failure = {"code": "internal_error", "message": "The answer failed."}
+            await events.publish(call.chat_room_id, "answer.failed", reply | failure)
+
+    async def _answer_call(self, call: PersonaCall, events: RoomEventsGateway) -> None:
+        question = await self._embed(call.question)
+        async with self.as_caller() as session:
+            sources = await self._retrieve(session, question, call.chat_room_id)
+        turn = Turn(
+            chat_room_id=call.chat_room_id,
+            user_message_id=call.user_message_id,
+            question=call.question,
+            persona=call.persona,
+            history=call.history,
+            retrieval=Retrieval(
+                query=call.question,
+                k=self.settings.retrieval_k,
+                started_at=question.embedded_at,
+                ended_at=datetime.now(UTC),
+                sources=sources,
+                error=question.error,
+            ),
+            asker_name=call.asker_name,
+        )
+        tokens = events.tokens(call.chat_room_id, call.user_message_id)
+        async with self._trace(turn) as run:
+            run.add_retrieval(turn.retrieval)
+            sources = turn.sources()
+            generation: Generation | None = None
+            async for event in self.llm.stream(
+                self._prompt(turn, sources),
+                model=turn.persona.model,
+                temperature=turn.persona.temperature,
+                max_tokens=turn.persona.max_tokens,
+            ):
+                if event.generation is not None:
+                    generation = event.generation
+                elif event.delta:
+                    await tokens.add(event.delta)
+            await tokens.flush()
+            if generation is None:  # pragma: no cover - the gateway always ends so
+                raise RuntimeError("the LLM stream ended without a final generation")
+            ai_message_id = await self._save_answer(
+                turn, citations(sources), generation
+            )
+            run.add_metadata(ai_message_id=ai_message_id)
+            run.record(answer=generation.text)
+
+    async def _save_post(
+        self, messages: MessageGateway, room_id: int, content: str
+    ) -> MessageView:
+        message_id = await messages.save_question(
+            chat_room_id=room_id, sender_user_id=self.user.id, content=content
+        )
+        saved = await messages.view(message_id)
+        if saved is None:  # pragma: no cover - the caller just wrote it
+            raise RuntimeError("a saved message is not readable by its sender")
+        return saved

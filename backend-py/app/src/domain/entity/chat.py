@@ -41,6 +41,26 @@ class ChatRequest(RequestModel):
     virtual_user_id: RowId | None = None
 
 
+class RoomMessageCreate(RequestModel):
+    """A person's message to a room."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    content: MessageText
+
+
+AIRepliesSetting = Annotated[
+    Literal["mention", "always"] | None,
+    Field(
+        description=(
+            "When the persona answers: `mention` (a message naming it as @Name, "
+            "case-insensitive), `always`, or null (always while the room has "
+            "one member, mention with more)"
+        )
+    ),
+]
+
+
 class Source(BaseModel):
     """A retrieved chunk an answer is based on (cited as [n], n = position + 1)."""
 
@@ -129,6 +149,7 @@ class RoomOut(BaseModel):
     last_message_at: datetime | None
     last_message_preview: str | None = None
     members: list[RoomMember] | None = None
+    ai_replies: AIRepliesSetting = None
 
 
 class RoomCreate(RequestModel):
@@ -147,12 +168,13 @@ def _refuse_null(model: BaseModel, *fields: str) -> None:
 
 
 class RoomUpdate(RequestModel):
-    """Rename a room or change its persona (owner only; only the fields given)."""
+    """Change a room's title, persona or ``ai_replies`` (owner; the fields given)."""
 
     model_config = ConfigDict(extra="forbid")
 
     title: Title | None = None
     virtual_user_id: RowId | None = None
+    ai_replies: AIRepliesSetting = None
 
     @model_validator(mode="after")
     def _title_not_null(self) -> Self:

@@ -145,6 +145,7 @@ class VirtualUsers(SQLModel, table=True):
 class ChatRooms(SQLModel, table=True):
     __tablename__ = 'chat_rooms'
     __table_args__ = (
+        CheckConstraint("ai_replies = ANY (ARRAY['mention'::text, 'always'::text])", name='chat_rooms_ai_replies_check'),
         CheckConstraint('char_length(btrim(title)) >= 1 AND char_length(title) <= 200', name='chat_rooms_title_length'),
         ForeignKeyConstraint(['created_by'], ['general_users.id'], ondelete='CASCADE', name='chat_rooms_created_by_fkey'),
         ForeignKeyConstraint(['virtual_user_id'], ['virtual_users.id'], ondelete='SET NULL', name='chat_rooms_virtual_user_id_fkey'),
@@ -162,6 +163,7 @@ class ChatRooms(SQLModel, table=True):
     created_at: datetime.datetime = Field(sa_column=Column('created_at', DateTime(True), nullable=False, server_default=text('now()')))
     updated_at: datetime.datetime = Field(sa_column=Column('updated_at', DateTime(True), nullable=False, server_default=text('now()')))
     virtual_user_id: Optional[int] = Field(default=None, sa_column=Column('virtual_user_id', BigInteger, comment="Persona answering in this room. NULL = the creator's default persona (user_profiles.default_virtual_user_id), else the admins' default."))
+    ai_replies: Optional[str] = Field(default=None, sa_column=Column('ai_replies', Text, comment="When the persona answers a member's message: 'mention' (the message names it as @Name, case-insensitive) or 'always'. NULL: 'always' while the room has one member, 'mention' with more."))
 
     general_users: 'GeneralUsers' = Relationship(back_populates='chat_rooms')
     virtual_user: Optional['VirtualUsers'] = Relationship(back_populates='chat_rooms')

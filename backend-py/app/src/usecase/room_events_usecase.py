@@ -1,0 +1,197 @@
+"""A member's live view of a room: its events, from a reconnect's replay on.
+
+Events, each with an ``id``:
+
+* ``message``: a saved message (a person's or the persona's), as the history
+  API shows it, read back under the member's own row-level security;
+* ``answer.started``, ``answer.token`` (``delta``), ``answer.failed``: the
+  persona's answer as it is written, by whichever replica writes it;
+* ``member.joined``, ``member.left`` (``user_id``), ``room.updated``.
+
+A ``message`` event's id is the message id; any other event's id is
+``<last message id>-<n>``. A client that reconnects with ``Last-Event-ID``
+first gets the messages after the one that id names (at most
+``MAX_PAGE_SIZE``; older ones are in the history API), then live events.
+
+The stream ends after a ``member.left`` naming the member themself (removed,
+left, or the room deleted): they receive nothing more of the room. It also
+ends, with no event, when this replica loses its connection to the database;
+the client reconnects with ``Last-Event-ID``.
+"""
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from src.domain.entity.user import CurrentUser
+from src.domain.errors import NotFoundError
+from src.gateway.chat_room_gateway import ChatRoomGateway
+from src.gateway.message_gateway import MessageGateway
+from src.gateway.room_events_gateway import CLOSED, RoomEventsGateway, Subscription
+from src.settings import Settings
+from src.usecase.chat_room_usecase import message_out
+from src.usecase.chat_usecase import Transaction
+
+_KEY_NAMES = {"u": "user_id"}
+"""Short keys of the notifications, as the events name them."""
+
+
+@dataclass(frozen=True)
+class RoomEvent:
+    """One event of a room's stream; ``event`` empty for a keep-alive."""
+
+    event: str
+    data: dict[str, Any]
+    id: str
+
+
+KEEP_ALIVE = RoomEvent("", {}, "")
+
+
+@dataclass
+class _Cursor:
+    """The last message id a stream has sent, and events sent since."""
+
+    message_id: int
+    since: int = field(default=0)
+
+    def message(self, message_id: int) -> str:
+        self.message_id, self.since = message_id, 0
+        return str(message_id)
+
+    def other(self) -> str:
+        self.since += 1
+        return f"{self.message_id}-{self.since}"
+
+
+def last_message_id(last_event_id: str | None) -> int | None:
+    """The message id a ``Last-Event-ID`` names (its part before ``-``)."""
+    if not last_event_id:
+        return None
+    return int(last_event_id.split("-", 1)[0])
+
+
+class RoomEventsUseCase:
+    """The events of one room for one member, while they remain a member."""
+
+    def __init__(
+        self,
+        *,
+        user: CurrentUser,
+        as_caller: Transaction,
+        events: RoomEventsGateway,
+        settings: Settings,
+    ) -> None:
+        """Take the caller, their transactions, the events and the settings."""
+        self.user = user
+        self.as_caller = as_caller
+        self.events = events
+        self.settings = settings
+
+    async def check(self, room_id: int) -> None:
+        """Refuse a stream before it starts.
+
+        Raises:
+            NotFoundError: The room does not exist for the caller.
+            TooManyStreamsError: The caller holds as many streams as allowed.
+        """
+        async with self.as_caller() as session:
+            await ChatRoomGateway(session).joined(room_id, self.user.id)
+        self.events.check_capacity(self.user.id)
+
+    async def stream(
+        self, room_id: int, last_event_id: str | None
+    ) -> AsyncIterator[RoomEvent]:
+        """The room's events: the replay after ``last_event_id``, then live ones.
+
+        Yields :data:`KEEP_ALIVE` once subscribed, and after
+        ``ROOM_EVENTS_KEEPALIVE_S`` of silence.
+        """
+        after = last_message_id(last_event_id)
+        cursor = _Cursor(after or 0)
+        async with self.events.subscribe(room_id, self.user.id) as subscription:
+            yield KEEP_ALIVE  # subscribed: nothing from here on is missed
+            replay = await self._replay(room_id, after, cursor)
+            if replay is None:  # no longer a member
+                yield RoomEvent("member.left", self._left(room_id), cursor.other())
+                return
+            for event in replay:
+                yield event
+            async for event in self._live(subscription, cursor):
+                yield event
+
+    async def _replay(
+        self, room_id: int, after: int | None, cursor: _Cursor
+    ) -> list[RoomEvent] | None:
+        """The messages after ``after``; None when the caller is not a member."""
+        async with self.as_caller() as session:
+            try:
+                await ChatRoomGateway(session).joined(room_id, self.user.id)
+            except NotFoundError:
+                return None
+            if after is None:
+                return []
+            missed = await MessageGateway(session).after(
+                room_id, after=after, limit=self.settings.max_page_size
+            )
+        return [
+            RoomEvent(
+                "message", message_out(m).model_dump(mode="json"), cursor.message(m.id)
+            )
+            for m in missed
+        ]
+
+    async def _live(
+        self, subscription: Subscription, cursor: _Cursor
+    ) -> AsyncIterator[RoomEvent]:
+        keepalive_s = self.settings.room_events_keepalive_s
+        while True:
+            note = await _next(subscription, keepalive_s)
+            if note is CLOSED:
+                return
+            event = await self._event(note, cursor)
+            if event is not None:
+                yield event
+            if self._ends(note):
+                return
+
+    def _ends(self, note: dict[str, Any] | None) -> bool:
+        """Whether ``note`` says the caller left the room."""
+        return (
+            note is not None
+            and note["k"] == "member.left"
+            and note.get("u") == str(self.user.id)
+        )
+
+    async def _event(
+        self, note: dict[str, Any] | None, cursor: _Cursor
+    ) -> RoomEvent | None:
+        if note is None:
+            return KEEP_ALIVE
+        kind = str(note["k"])
+        if kind != "message":
+            data = {"chat_room_id": note["r"]} | {
+                _KEY_NAMES.get(k, k): v for k, v in note.items() if k not in ("r", "k")
+            }
+            return RoomEvent(kind, data, cursor.other())
+        message_id = int(note["id"])
+        if message_id <= cursor.message_id:  # sent by the replay already
+            return None
+        async with self.as_caller() as session:
+            message = await MessageGateway(session).view(message_id)
+        if message is None:  # not readable by this member (any more)
+            return None
+        data = message_out(message).model_dump(mode="json")
+        return RoomEvent("message", data, cursor.message(message_id))
+
+    def _left(self, room_id: int) -> dict[str, Any]:
+        return {"chat_room_id": room_id, "user_id": str(self.user.id)}
+
+
+async def _next(subscription: Subscription, timeout_s: float) -> dict[str, Any] | None:
+    """The next notification, or None after ``timeout_s`` of silence."""
+    try:
+        return await asyncio.wait_for(subscription.queue.get(), timeout_s)
+    except TimeoutError:
+        return None
