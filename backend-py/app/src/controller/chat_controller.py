@@ -33,9 +33,10 @@ from src.controller.dependencies import (
     SettingsDep,
 )
 from src.domain.entity.chat import ChatRequest, ChatResponse
+from src.domain.entity.turn import ChatEvent, Turn
 from src.domain.errors import DomainError, ServiceUnavailableError
 from src.middleware.error_handlers import ErrorBody
-from src.usecase.chat_usecase import ChatEvent, ChatUseCase, Turn
+from src.usecase.chat_usecase import ChatUseCase
 
 logger = logging.getLogger(__name__)
 

@@ -30,9 +30,7 @@ Steps 4-5 are one LangSmith trace when tracing is on.
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
 from langchain_core.messages import BaseMessage
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -40,12 +38,20 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from src.domain.entity.chat import (
     ChatRequest,
     ChatResponse,
-    MessageOut,
     Source,
-    hundredths,
 )
 from src.domain.entity.knowledge import Retrieval, RetrievedChunk
-from src.domain.entity.models import ChatRooms, VirtualUsers
+from src.domain.entity.models import ChatRooms
+from src.domain.entity.turn import (
+    ChatEvent,
+    Persona,
+    PersonaCall,
+    Question,
+    RoomPost,
+    Turn,
+    citations,
+    room_title,
+)
 from src.domain.entity.user import CurrentUser
 from src.domain.errors import DomainError, UnprocessableError
 from src.domain.service.mentions import ai_replies_of, persona_answers
@@ -56,7 +62,7 @@ from src.domain.service.prompt_builder import (
 )
 from src.gateway.chat_room_gateway import ChatRoomGateway
 from src.gateway.embeddings_gateway import EmbeddingsGateway
-from src.gateway.llm_gateway import Generation, LLMGateway, TraceRun
+from src.gateway.llm_gateway import Generation, LLMGateway, StreamEvent, TraceRun
 from src.gateway.message_gateway import (
     Answer,
     HistoryEntry,
@@ -71,116 +77,15 @@ from src.usecase.chat_room_usecase import message_out, open_room
 
 logger = logging.getLogger(__name__)
 
-ROOM_TITLE_CHARS = 60
-FALLBACK_SYSTEM_PROMPT = (
-    "You are a helpful assistant. Answer from the provided context and cite "
-    "sources as [n]; say so when the context does not contain the answer."
-)
-
 Transaction = Callable[[], AbstractAsyncContextManager[AsyncSession]]
 """Opens a transaction; it commits when its block ends, rolls back on error."""
 
 
-@dataclass(frozen=True)
-class Persona:
-    """The AI persona answering a turn."""
-
-    id: int | None
-    name: str
-    system_prompt: str
-    model: str | None
-    temperature: float | None
-    max_tokens: int | None
-
-    @classmethod
-    def of(cls, row: VirtualUsers | None) -> "Persona":
-        """The persona of a row, or the built-in assistant when there is none."""
-        if row is None:
-            return cls(None, "Assistant", FALLBACK_SYSTEM_PROMPT, None, None, None)
-        temperature = None if row.temperature is None else hundredths(row.temperature)
-        return cls(
-            row.id,
-            row.name,
-            row.system_prompt,
-            row.model,
-            temperature,
-            row.max_tokens,
-        )
-
-
-@dataclass(frozen=True)
-class Question:
-    """The user's message with its embedding, or the provider's error."""
-
-    text: str
-    embedding: list[float] | None
-    embedded_at: datetime
-    error: DomainError | None = None
-
-
-@dataclass(frozen=True)
-class Turn:
-    """A question saved in its room, with what answering it needs."""
-
-    chat_room_id: int
-    user_message_id: int
-    question: str
-    persona: Persona
-    history: list[HistoryMessage]
-    retrieval: Retrieval
-    asker_name: str | None = None
-    """Shown before the question in rooms of several people."""
-
-    def sources(self) -> list[RetrievedChunk]:
-        """The retrieved chunks.
-
-        Raises:
-            DomainError: The embedding provider failed (502/504).
-        """
-        if self.retrieval.error is not None:
-            raise self.retrieval.error
-        return self.retrieval.sources
-
-
-@dataclass(frozen=True)
-class PersonaCall:
-    """A person's message in a room that the persona is to answer."""
-
-    chat_room_id: int
-    user_message_id: int
-    question: str
-    persona: Persona
-    history: list[HistoryMessage]
-    asker_name: str | None
-
-
-@dataclass(frozen=True)
-class RoomPost:
-    """A person's saved message, and the persona's call when it answers."""
-
-    message: MessageOut
-    call: PersonaCall | None
-
-
-@dataclass(frozen=True)
-class ChatEvent:
-    """One server-sent event of a streamed turn."""
-
-    event: str
-    data: dict[str, Any]
-
-
-def citations(sources: list[RetrievedChunk]) -> list[Source]:
-    """The retrieved chunks as the API shows them ([n] is position + 1)."""
-    return [Source.from_chunk(chunk) for chunk in sources]
-
-
-def room_title(message: str) -> str:
-    """A room title from the first line of its first message."""
-    first_line = message.strip().splitlines()[0].strip()
-    if len(first_line) <= ROOM_TITLE_CHARS:
-        return first_line
-    return first_line[:ROOM_TITLE_CHARS].rsplit(" ", 1)[0].rstrip() + "…"
+def finished(generation: Generation | None) -> Generation:
+    """The final generation of a stream, which the LLM gateway always sends."""
+    if generation is None:  # pragma: no cover - the gateway always ends so
+        raise RuntimeError("the LLM stream ended without a final generation")
+    return generation
 
 
 def to_history(messages: list[HistoryEntry]) -> list[HistoryMessage]:
@@ -287,14 +192,7 @@ class ChatUseCase:
             question=request.message,
             persona=Persona.of(persona),
             history=to_history(history),
-            retrieval=Retrieval(
-                query=request.message,
-                k=self.settings.retrieval_k,
-                started_at=question.embedded_at,
-                ended_at=datetime.now(UTC),
-                sources=sources,
-                error=question.error,
-            ),
+            retrieval=self._retrieval(question, sources),
         )
 
     async def stream(self, turn: Turn) -> AsyncIterator[ChatEvent]:
@@ -315,29 +213,23 @@ class ChatUseCase:
             sources = turn.sources()
             cited = citations(sources)
             yield ChatEvent("sources", {"sources": [s.model_dump() for s in cited]})
-            generation: Generation | None = None
-            async for event in self.llm.stream(
-                self._prompt(turn, sources),
-                model=turn.persona.model,
-                temperature=turn.persona.temperature,
-                max_tokens=turn.persona.max_tokens,
-            ):
+            written: Generation | None = None
+            async for event in self._write(turn, sources):
                 if event.generation is not None:
-                    generation = event.generation
+                    written = event.generation
                 elif event.delta:
                     yield ChatEvent("token", {"delta": event.delta})
-            if generation is None:  # pragma: no cover - the gateway always ends so
-                raise RuntimeError("the LLM stream ended without a final generation")
-            ai_message_id = await self._save_answer(turn, cited, generation)
+            answer = finished(written)
+            ai_message_id = await self._save_answer(turn, cited, answer)
             run.add_metadata(ai_message_id=ai_message_id)
-            run.record(answer=generation.text)
+            run.record(answer=answer.text)
         yield ChatEvent(
             "done",
             {
                 "ai_message_id": ai_message_id,
-                "ai_response": generation.text,
-                "usage": generation.usage,
-                "model": generation.model,
+                "ai_response": answer.text,
+                "usage": answer.usage,
+                "model": answer.model,
             },
         )
 
@@ -377,6 +269,18 @@ class ChatUseCase:
             return Question(text, None, started_at, exc)
         return Question(text, embedding, started_at)
 
+    def _retrieval(
+        self, question: Question, sources: list[RetrievedChunk]
+    ) -> Retrieval:
+        return Retrieval(
+            query=question.text,
+            k=self.settings.retrieval_k,
+            started_at=question.embedded_at,
+            ended_at=datetime.now(UTC),
+            sources=sources,
+            error=question.error,
+        )
+
     async def _retrieve(
         self, session: AsyncSession, question: Question, chat_room_id: int
     ) -> list[RetrievedChunk]:
@@ -400,6 +304,17 @@ class ChatUseCase:
                 "persona_id": turn.persona.id,
             },
             inputs={"question": turn.question},
+        )
+
+    def _write(
+        self, turn: Turn, sources: list[RetrievedChunk]
+    ) -> AsyncIterator[StreamEvent]:
+        """The persona's answer as the model writes it: deltas, then the whole."""
+        return self.llm.stream(
+            self._prompt(turn, sources),
+            model=turn.persona.model,
+            temperature=turn.persona.temperature,
+            max_tokens=turn.persona.max_tokens,
         )
 
     def _prompt(self, turn: Turn, sources: list[RetrievedChunk]) -> list[BaseMessage]:
@@ -511,6 +426,7 @@ class ChatUseCase:
             await events.publish(call.chat_room_id, "answer.failed", reply | failure)
 
     async def _answer_call(self, call: PersonaCall, events: RoomEventsGateway) -> None:
+        """Retrieve for the call, write the answer token by token, save it."""
         question = await self._embed(call.question)
         async with self.as_caller() as session:
             sources = await self._retrieve(session, question, call.chat_room_id)
@@ -520,39 +436,25 @@ class ChatUseCase:
             question=call.question,
             persona=call.persona,
             history=call.history,
-            retrieval=Retrieval(
-                query=call.question,
-                k=self.settings.retrieval_k,
-                started_at=question.embedded_at,
-                ended_at=datetime.now(UTC),
-                sources=sources,
-                error=question.error,
-            ),
+            retrieval=self._retrieval(question, sources),
             asker_name=call.asker_name,
         )
         tokens = events.tokens(call.chat_room_id, call.user_message_id)
         async with self._trace(turn) as run:
             run.add_retrieval(turn.retrieval)
             sources = turn.sources()
-            generation: Generation | None = None
-            async for event in self.llm.stream(
-                self._prompt(turn, sources),
-                model=turn.persona.model,
-                temperature=turn.persona.temperature,
-                max_tokens=turn.persona.max_tokens,
-            ):
+            written: Generation | None = None
+            async for event in self._write(turn, sources):
                 if event.generation is not None:
-                    generation = event.generation
+                    written = event.generation
                 elif event.delta:
                     await tokens.add(event.delta)
+            # Every token reaches the room before the saved answer does.
             await tokens.flush()
-            if generation is None:  # pragma: no cover - the gateway always ends so
-                raise RuntimeError("the LLM stream ended without a final generation")
-            ai_message_id = await self._save_answer(
-                turn, citations(sources), generation
-            )
+            answer = finished(written)
+            ai_message_id = await self._save_answer(turn, citations(sources), answer)
             run.add_metadata(ai_message_id=ai_message_id)
-            run.record(answer=generation.text)
+            run.record(answer=answer.text)
 
     async def _save_post(
         self, messages: MessageGateway, room_id: int, content: str

@@ -8,6 +8,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from src.domain.entity.chat import ChatRequest
+from src.domain.entity.turn import room_title
 from src.domain.errors import (
     LLMProviderError,
     LLMTimeoutError,
@@ -18,7 +19,7 @@ from src.gateway.embeddings_gateway import EmbeddingsGateway
 from src.infra.ai_providers import AIProviders
 from src.infra.db_client import Database
 from src.settings import Settings
-from src.usecase.chat_usecase import ChatUseCase, room_title
+from src.usecase.chat_usecase import ChatUseCase
 from tests.chat.conftest import ScriptedLLM, add_shared_document, chat_use_case
 
 

@@ -7,11 +7,11 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from src.domain.entity.chat import ChatRequest
+from src.domain.entity.turn import Turn
 from src.domain.errors import NotFoundError, UnprocessableError
 from src.infra.ai_providers import AIProviders
 from src.infra.db_client import Database
 from src.settings import Settings
-from src.usecase.chat_usecase import Turn
 from tests.chat.conftest import add_shared_document, chat_use_case
 from tests.factories import create_user
 
