@@ -193,6 +193,14 @@ class LLMGateway:
         final = whole if whole is not None else AIMessageChunk(content="")
         yield StreamEvent(generation=_generation(messages, final, chat, started))
 
+    @property
+    def rewrites_questions(self) -> bool:
+        """Whether follow-ups are rewritten by the model (not the offline one).
+
+        The offline model quotes passages: it cannot rewrite a question.
+        """
+        return self._chat_models.provider != "offline"
+
     async def standalone_question(
         self,
         question: str,

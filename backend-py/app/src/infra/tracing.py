@@ -73,7 +73,7 @@ class TraceRun:
         child = self._run.create_child(
             name,
             run_type="retriever",
-            inputs={"query": retrieval.query},
+            inputs={"query": retrieval.query, "searched": list(retrieval.searched)},
             outputs={"documents": _documents(retrieval.sources)},
             error=str(retrieval.error) if retrieval.error is not None else None,
             start_time=retrieval.started_at,

@@ -46,7 +46,6 @@ from src.domain.entity.turn import (
     ChatEvent,
     Persona,
     PersonaCall,
-    Question,
     RoomPost,
     Turn,
     citations,
@@ -54,6 +53,11 @@ from src.domain.entity.turn import (
 )
 from src.domain.entity.user import CurrentUser
 from src.domain.errors import DomainError, UnprocessableError
+from src.domain.service.follow_up import (
+    fuse_rankings,
+    is_follow_up,
+    retrieval_queries,
+)
 from src.domain.service.mentions import ai_replies_of, persona_answers
 from src.domain.service.prompt_builder import (
     HISTORY_MESSAGES,
@@ -79,6 +83,19 @@ logger = logging.getLogger(__name__)
 
 Transaction = Callable[[], AbstractAsyncContextManager[AsyncSession]]
 """Opens a transaction; it commits when its block ends, rolls back on error."""
+
+
+def fused(rankings: list[list[RetrievedChunk]], *, limit: int) -> list[RetrievedChunk]:
+    """Several rankings of chunks as one (reciprocal rank fusion), best first."""
+    if len(rankings) == 1:
+        return rankings[0][:limit]
+    chunks = {
+        chunk.chunk_id: chunk for ranking in reversed(rankings) for chunk in ranking
+    }
+    ids = fuse_rankings(
+        [[chunk.chunk_id for chunk in ranking] for ranking in rankings], limit=limit
+    )
+    return [chunks[chunk_id] for chunk_id in ids]
 
 
 def finished(generation: Generation | None) -> Generation:
@@ -160,7 +177,13 @@ class ChatUseCase:
         )
 
     async def ask(self, request: ChatRequest) -> Turn:
-        """Save the question in its room and retrieve for it, committed together.
+        """Save the question in its room, then retrieve the knowledge for it.
+
+        The question is committed first, in one short transaction, so it is
+        kept whatever happens next. Retrieval follows the conversation: a
+        follow-up is searched as a standalone question (see
+        :meth:`_search_queries`), embedded with no connection held, then
+        searched in a second short transaction.
 
         Raises:
             NotFoundError: The room or persona is not one the user may use.
@@ -172,27 +195,25 @@ class ChatUseCase:
         """
         self._check_length(request.message)
         await self._take_chat_token()
-        question = await self._embed(request.message)
         async with self.as_caller() as session:
             room = await self._room(session, request)
             persona = await VirtualUserGateway(session).answering_in(room)
             messages = MessageGateway(session)
-            history = await messages.history(
-                room.id, before=None, limit=HISTORY_MESSAGES
+            history = to_history(
+                await messages.history(room.id, before=None, limit=HISTORY_MESSAGES)
             )
             message_id = await messages.save_question(
                 chat_room_id=room.id,
                 sender_user_id=self.user.id,
                 content=request.message,
             )
-            sources = await self._retrieve(session, question, room.id)
         return Turn(
             chat_room_id=room.id,
             user_message_id=message_id,
             question=request.message,
             persona=Persona.of(persona),
-            history=to_history(history),
-            retrieval=self._retrieval(question, sources),
+            history=history,
+            retrieval=await self._retrieve(request.message, history, room.id),
         )
 
     async def stream(self, turn: Turn) -> AsyncIterator[ChatEvent]:
@@ -261,37 +282,71 @@ class ChatUseCase:
             )
         return room
 
-    async def _embed(self, text: str) -> Question:
-        started_at = datetime.now(UTC)
-        try:
-            embedding = await self.knowledge.embed(text)
-        except DomainError as exc:  # the turn fails after saving the question
-            return Question(text, None, started_at, exc)
-        return Question(text, embedding, started_at)
-
-    def _retrieval(
-        self, question: Question, sources: list[RetrievedChunk]
+    async def _retrieve(
+        self, question: str, history: list[HistoryMessage], chat_room_id: int
     ) -> Retrieval:
-        return Retrieval(
-            query=question.text,
-            k=self.settings.retrieval_k,
-            started_at=question.embedded_at,
-            ended_at=datetime.now(UTC),
-            sources=sources,
-            error=question.error,
+        """The knowledge for a question: what to search, embedded, then searched.
+
+        A provider's failure (the rewrite or the embedding) is kept in the
+        retrieval: the turn fails with it after the question was saved.
+        """
+        started_at = datetime.now(UTC)
+        searched: tuple[str, ...] = (question,)
+        try:
+            searched = await self._search_queries(question, history)
+            embeddings = [await self.knowledge.embed(query) for query in searched]
+        except DomainError as exc:
+            return self._retrieval(question, searched, started_at, error=exc)
+        k = self.settings.retrieval_k
+        async with self.as_caller() as session:
+            rankings = [
+                await self.knowledge.search_with_embedding(
+                    session,
+                    query=query,
+                    embedding=embedding,
+                    k=k,
+                    chat_room_id=chat_room_id,
+                )
+                for query, embedding in zip(searched, embeddings, strict=True)
+            ]
+        return self._retrieval(
+            question, searched, started_at, sources=fused(rankings, limit=k)
         )
 
-    async def _retrieve(
-        self, session: AsyncSession, question: Question, chat_room_id: int
-    ) -> list[RetrievedChunk]:
-        if question.embedding is None:
-            return []
-        return await self.knowledge.search_with_embedding(
-            session,
-            query=question.text,
-            embedding=question.embedding,
+    async def _search_queries(
+        self, question: str, history: list[HistoryMessage]
+    ) -> tuple[str, ...]:
+        """What to search for a question, following the conversation.
+
+        A room's first question is searched as it is. A follow-up ("And what
+        do people eat there?") is rewritten into a standalone question by the
+        chat model when one is configured; offline, it is searched both alone
+        and joined with the previous user message (the rankings are fused).
+        """
+        pairs = [(message.role, message.content) for message in history]
+        if not is_follow_up(pairs):
+            return (question,)
+        if self.llm.rewrites_questions:
+            return (await self.llm.standalone_question(question, pairs),)
+        return retrieval_queries(question, pairs)
+
+    def _retrieval(
+        self,
+        question: str,
+        searched: tuple[str, ...],
+        started_at: datetime,
+        *,
+        sources: list[RetrievedChunk] | None = None,
+        error: DomainError | None = None,
+    ) -> Retrieval:
+        return Retrieval(
+            query=question,
             k=self.settings.retrieval_k,
-            chat_room_id=chat_room_id,
+            started_at=started_at,
+            ended_at=datetime.now(UTC),
+            sources=sources or [],
+            error=error,
+            searched=searched,
         )
 
     def _trace(self, turn: Turn) -> AbstractAsyncContextManager[TraceRun]:
@@ -355,6 +410,7 @@ class ChatUseCase:
                 "latency_ms": generation.latency_ms,
                 "persona": {"id": turn.persona.id, "name": turn.persona.name},
                 "reply_to": turn.user_message_id,
+                "searched": list(turn.retrieval.searched),
             },
         )
         async with self.as_service() as session:
@@ -427,16 +483,15 @@ class ChatUseCase:
 
     async def _answer_call(self, call: PersonaCall, events: RoomEventsGateway) -> None:
         """Retrieve for the call, write the answer token by token, save it."""
-        question = await self._embed(call.question)
-        async with self.as_caller() as session:
-            sources = await self._retrieve(session, question, call.chat_room_id)
         turn = Turn(
             chat_room_id=call.chat_room_id,
             user_message_id=call.user_message_id,
             question=call.question,
             persona=call.persona,
             history=call.history,
-            retrieval=self._retrieval(question, sources),
+            retrieval=await self._retrieve(
+                call.question, call.history, call.chat_room_id
+            ),
             asker_name=call.asker_name,
         )
         tokens = events.tokens(call.chat_room_id, call.user_message_id)

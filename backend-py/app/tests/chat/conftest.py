@@ -17,7 +17,13 @@ from src.controller.dependencies import get_llm_gateway
 from src.domain.entity.user import CurrentUser
 from src.domain.errors import DomainError
 from src.gateway.embeddings_gateway import EmbeddingsGateway
-from src.gateway.llm_gateway import Generation, StreamEvent, TokenUsage, TraceRun
+from src.gateway.llm_gateway import (
+    Generation,
+    LLMGateway,
+    StreamEvent,
+    TokenUsage,
+    TraceRun,
+)
 from src.gateway.rate_limit_gateway import RateLimitGateway
 from src.infra.ai_providers import AIProviders
 from src.infra.db_client import Database
@@ -29,7 +35,12 @@ from tests.factories import auth_headers, create_user, mint_token
 
 
 class ScriptedLLM:
-    """An LLM gateway that answers with a script, or fails after some deltas."""
+    """An LLM gateway that answers with a script, or fails after some deltas.
+
+    Like the offline model, it does not rewrite follow-up questions.
+    """
+
+    rewrites_questions = False
 
     def __init__(
         self,
@@ -83,7 +94,7 @@ def chat_use_case(
     user_id: uuid.UUID,
     ai: AIProviders,
     settings: Settings,
-    llm: ScriptedLLM | None = None,
+    llm: ScriptedLLM | LLMGateway | None = None,
 ) -> ChatUseCase:
     """The chat use case for ``user_id``, wired as the controller wires it."""
     caller = CurrentUser(

@@ -78,4 +78,4 @@ async def test_a_chat_turn_is_one_trace_with_retrieval_as_a_child(
     assert metadata["persona"]
     retrieval = wait_for(recorder, "retrieval")
     assert retrieval["parent_run_id"] == chat["id"]
-    assert retrieval["inputs"] == {"query": "Trace me"}
+    assert retrieval["inputs"] == {"query": "Trace me", "searched": ["Trace me"]}

@@ -44,12 +44,16 @@ class Retrieval:
     """One retrieval for a chat turn: what it found, when, or why it failed.
 
     Attributes:
-        query: What was searched for (the user's message).
+        query: The user's message.
         k: How many chunks were asked for.
         started_at: When the query embedding started (UTC).
         ended_at: When the search ended (UTC).
         sources: The chunks found, best first.
-        error: The embedding provider's error, when retrieval could not run.
+        error: The provider's error (embedding, or the question's rewrite),
+            when retrieval could not run.
+        searched: What was searched for: the message itself; for a follow-up,
+            the standalone question a model rewrote it into, or (offline) the
+            message and the message joined with the previous one.
     """
 
     query: str
@@ -58,3 +62,4 @@ class Retrieval:
     ended_at: datetime
     sources: list[RetrievedChunk] = field(default_factory=list)
     error: DomainError | None = None
+    searched: tuple[str, ...] = ()

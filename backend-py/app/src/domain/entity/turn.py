@@ -1,13 +1,11 @@
 """The chat turn's domain types: who answers, what was asked, what is sent."""
 
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from src.domain.entity.chat import MessageOut, Source, hundredths
 from src.domain.entity.knowledge import Retrieval, RetrievedChunk
 from src.domain.entity.models import VirtualUsers
-from src.domain.errors import DomainError
 from src.domain.service.prompt_builder import HistoryMessage
 
 ROOM_TITLE_CHARS = 60
@@ -42,16 +40,6 @@ class Persona:
             temperature,
             row.max_tokens,
         )
-
-
-@dataclass(frozen=True)
-class Question:
-    """The user's message with its embedding, or the provider's error."""
-
-    text: str
-    embedding: list[float] | None
-    embedded_at: datetime
-    error: DomainError | None = None
 
 
 @dataclass(frozen=True)
