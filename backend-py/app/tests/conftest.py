@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psycopg
 import pytest
 from fastapi import FastAPI
 from sqlalchemy import text
@@ -63,6 +64,19 @@ def database_url() -> Iterator[str]:
         apply_migrations(server.conninfo())
         yield server.url()
         server.stop()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def vacuumed_chunks(database_url: str) -> None:
+    """Clear the chunks that earlier tests inserted and rolled back.
+
+    Rolled-back rows stay in the HNSW index until a vacuum; past
+    ``hnsw.max_scan_tuples`` of them a filtered vector search stops early and
+    finds too few chunks. A real database has autovacuum; the test session
+    rolls back thousands of chunks faster than it runs.
+    """
+    with psycopg.connect(libpq_url(database_url), autocommit=True) as conn:
+        conn.execute("vacuum public.document_chunks")
 
 
 @pytest.fixture(scope="session")
