@@ -9,6 +9,8 @@ from typing import Annotated, cast
 
 from fastapi import Depends, Query, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import Field
+from pydantic.json_schema import SkipJsonSchema
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from src.domain.entity.user import CurrentUser
@@ -47,17 +49,32 @@ SettingsDep = Annotated[Settings, Depends(get_settings_from_app)]
 DatabaseDep = Annotated[Database, Depends(get_database)]
 
 
-def page_limit(
+DEFAULT_PAGE_SIZE = 50
+"""A list's page size when ``limit`` is not given (``MAX_PAGE_SIZE`` when lower)."""
+
+
+def default_page_size(settings: Settings) -> int:
+    """The page size of a list whose request gives no ``limit``."""
+    return min(DEFAULT_PAGE_SIZE, settings.max_page_size)
+
+
+async def page_limit(
     settings: SettingsDep,
     limit: Annotated[
-        int, Query(ge=1, description="Page size (MAX_PAGE_SIZE at most)")
-    ] = 50,
+        Annotated[int, Field(ge=1)] | SkipJsonSchema[None],
+        Query(description="Page size (MAX_PAGE_SIZE at most)"),
+    ] = None,
 ) -> int:
     """The ``limit`` query parameter of a list, bounded by ``MAX_PAGE_SIZE``.
+
+    Its maximum and default are written into the OpenAPI document per app
+    (``src/controller/openapi.py``).
 
     Raises:
         UnprocessableError: The limit is over ``MAX_PAGE_SIZE``.
     """
+    if limit is None:
+        return default_page_size(settings)
     if limit > settings.max_page_size:
         raise UnprocessableError(f"limit: at most {settings.max_page_size} allowed")
     return limit
