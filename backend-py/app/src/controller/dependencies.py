@@ -9,8 +9,6 @@ from typing import Annotated, cast
 
 from fastapi import Depends, Query, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import Field
-from pydantic.json_schema import SkipJsonSchema
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from src.domain.entity.user import CurrentUser
@@ -59,21 +57,22 @@ def default_page_size(settings: Settings) -> int:
 
 
 async def page_limit(
+    request: Request,
     settings: SettingsDep,
     limit: Annotated[
-        Annotated[int, Field(ge=1)] | SkipJsonSchema[None],
-        Query(description="Page size (MAX_PAGE_SIZE at most)"),
-    ] = None,
+        int, Query(ge=1, description="Page size (MAX_PAGE_SIZE at most)")
+    ] = DEFAULT_PAGE_SIZE,
 ) -> int:
     """The ``limit`` query parameter of a list, bounded by ``MAX_PAGE_SIZE``.
 
-    Its maximum and default are written into the OpenAPI document per app
+    An absent ``limit`` is :func:`default_page_size`; one given over the bound
+    is refused. Its maximum and default are written into the OpenAPI document per app
     (``src/controller/openapi.py``).
 
     Raises:
         UnprocessableError: The limit is over ``MAX_PAGE_SIZE``.
     """
-    if limit is None:
+    if "limit" not in request.query_params:
         return default_page_size(settings)
     if limit > settings.max_page_size:
         raise UnprocessableError(f"limit: at most {settings.max_page_size} allowed")
