@@ -17,6 +17,7 @@ from src.controller import (
     user_controller,
     virtual_user_controller,
 )
+from src.controller.openapi import publish_settings
 from src.infra.db_client import open_database
 from src.infra.gc_tuning import tune_gc_for_serving
 from src.infra.logging import configure_logging
@@ -64,6 +65,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         responses=ERROR_RESPONSES,
     )
     app.state.settings = settings
+    publish_settings(app, settings)
     # Innermost of the middleware: its 4xx still get CORS headers and an id.
     app.add_middleware(RequestBodyMiddleware, settings=settings)
     app.add_middleware(

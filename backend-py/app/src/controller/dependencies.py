@@ -49,17 +49,33 @@ SettingsDep = Annotated[Settings, Depends(get_settings_from_app)]
 DatabaseDep = Annotated[Database, Depends(get_database)]
 
 
-def page_limit(
+DEFAULT_PAGE_SIZE = 50
+"""A list's page size when ``limit`` is not given (``MAX_PAGE_SIZE`` when lower)."""
+
+
+def default_page_size(settings: Settings) -> int:
+    """The page size of a list whose request gives no ``limit``."""
+    return min(DEFAULT_PAGE_SIZE, settings.max_page_size)
+
+
+async def page_limit(
+    request: Request,
     settings: SettingsDep,
     limit: Annotated[
         int, Query(ge=1, description="Page size (MAX_PAGE_SIZE at most)")
-    ] = 50,
+    ] = DEFAULT_PAGE_SIZE,
 ) -> int:
     """The ``limit`` query parameter of a list, bounded by ``MAX_PAGE_SIZE``.
+
+    An absent ``limit`` is :func:`default_page_size`; one given over the bound
+    is refused. Its maximum and default are written into the OpenAPI document per app
+    (``src/controller/openapi.py``).
 
     Raises:
         UnprocessableError: The limit is over ``MAX_PAGE_SIZE``.
     """
+    if "limit" not in request.query_params:
+        return default_page_size(settings)
     if limit > settings.max_page_size:
         raise UnprocessableError(f"limit: at most {settings.max_page_size} allowed")
     return limit

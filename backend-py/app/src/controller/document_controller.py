@@ -11,6 +11,7 @@ from typing import Annotated, Any, TypeVar
 from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic.json_schema import SkipJsonSchema
 from starlette.datastructures import UploadFile
 
 from src.controller.dependencies import (
@@ -31,7 +32,10 @@ from src.domain.errors import (
     PayloadTooLargeError,
     UnsupportedMediaTypeError,
 )
-from src.domain.service.document_parsing import SUPPORTED_EXTENSIONS
+from src.domain.service.document_parsing import (
+    SUPPORTED_EXTENSIONS,
+    SUPPORTED_MEDIA_TYPES,
+)
 from src.gateway.document_gateway import DocumentGateway
 from src.middleware.error_handlers import ErrorBody
 from src.settings import Settings
@@ -48,10 +52,19 @@ class UploadForm(RequestModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    title: str | None = Field(default=None, min_length=1, max_length=200)
+    # A form has no null: an absent or empty title is the file's name.
+    title: str | SkipJsonSchema[None] = Field(
+        default=None, min_length=1, max_length=200
+    )
     visibility: UserVisibility = "private"
-    chat_room_id: RowId | None = None
+    chat_room_id: RowId | SkipJsonSchema[None] = None
 
+
+UPLOAD_TYPES = (
+    f"A file named *{', *'.join(SUPPORTED_EXTENSIONS)}, or of type "
+    f"{', '.join(SUPPORTED_MEDIA_TYPES)} (the extension decides; the part's "
+    "Content-Type is read when the name has none of these); other files are 415."
+)
 
 _REQUEST_BODY: dict[str, Any] = {
     "requestBody": {
@@ -66,11 +79,12 @@ _REQUEST_BODY: dict[str, Any] = {
                         "file": {
                             "type": "string",
                             "format": "binary",
-                            "description": "One of " + ", ".join(SUPPORTED_EXTENSIONS),
+                            "description": UPLOAD_TYPES,
                         },
                         **UploadForm.model_json_schema()["properties"],
                     },
-                }
+                },
+                "encoding": {"file": {"contentType": ", ".join(SUPPORTED_MEDIA_TYPES)}},
             },
         },
     }
@@ -92,6 +106,8 @@ async def within_ingestion_rate_limit(
 @router.post(
     "",
     status_code=status.HTTP_202_ACCEPTED,
+    description="Store a document (JSON text or an uploaded file) and queue its "
+    f"indexing. {UPLOAD_TYPES}",
     openapi_extra=_REQUEST_BODY,
     dependencies=[Depends(within_ingestion_rate_limit)],
     responses={

@@ -13,9 +13,10 @@ from pydantic import (
     StringConstraints,
     model_validator,
 )
+from pydantic.json_schema import SkipJsonSchema
 
 from src.domain.entity.knowledge import RetrievedChunk
-from src.domain.entity.request import RequestModel, RowId
+from src.domain.entity.request import RequestModel, RowId, publish_storable_text
 
 MAX_MESSAGE_CHARS = 4000
 """The schema's bound; the configured ``MAX_MESSAGE_CHARS`` may be lower."""
@@ -138,7 +139,14 @@ class RoomMember(BaseModel):
 
 
 class RoomOut(BaseModel):
-    """A room as its members see it."""
+    """A room as its members see it.
+
+    Every field is sent: a list of rooms has ``members`` null, one room has
+    ``last_message_preview`` null.
+    """
+
+    # Fields with a default are still sent: required in the response schema.
+    model_config = ConfigDict(json_schema_serialization_defaults_required=True)
 
     id: int
     title: str
@@ -172,7 +180,7 @@ class RoomUpdate(RequestModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    title: Title | None = None
+    title: Title | SkipJsonSchema[None] = None
     virtual_user_id: RowId | None = None
     ai_replies: AIRepliesSetting = None
 
@@ -186,10 +194,27 @@ class RoomUpdate(RequestModel):
         return self.model_dump(exclude_unset=True)
 
 
+def _one_of_user_id_or_account_name(schema: dict[str, Any]) -> None:
+    """``oneOf``: a non-null ``user_id`` or a non-null ``account_name``."""
+    properties = schema["properties"]
+    schema["oneOf"] = [
+        {"required": [name], "properties": {name: _not_null(properties[name])}}
+        for name in ("user_id", "account_name")
+    ]
+    publish_storable_text(schema)
+
+
+def _not_null(field: dict[str, Any]) -> dict[str, Any]:
+    options = [o for o in field.get("anyOf", [field]) if o.get("type") != "null"]
+    return options[0] if len(options) == 1 else {"anyOf": options}
+
+
 class MemberAdd(RequestModel):
     """Add a member by id or by account name (exactly one)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra=_one_of_user_id_or_account_name
+    )
 
     user_id: uuid.UUID | None = None
     account_name: (
@@ -265,9 +290,11 @@ class PersonaUpdate(RequestModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: PersonaName | None = None
-    description: Annotated[str, StringConstraints(max_length=1000)] | None = None
-    system_prompt: SystemPrompt | None = None
+    name: PersonaName | SkipJsonSchema[None] = None
+    description: (
+        Annotated[str, StringConstraints(max_length=1000)] | SkipJsonSchema[None]
+    ) = None
+    system_prompt: SystemPrompt | SkipJsonSchema[None] = None
     model: Annotated[str, StringConstraints(min_length=1, max_length=100)] | None = None
     temperature: Temperature | None = None
     max_tokens: MaxTokens | None = None

@@ -15,6 +15,7 @@ from pydantic import (
     StringConstraints,
     model_validator,
 )
+from pydantic.json_schema import SkipJsonSchema
 
 from src.domain.entity.request import RequestModel, RowId
 
@@ -59,7 +60,10 @@ DisplayName = Annotated[
 class ProfileOut(BaseModel):
     """The caller's preferences (``user_profiles``)."""
 
-    model_config = ConfigDict(from_attributes=True)
+    # Fields with a default are still sent: required in the response schema.
+    model_config = ConfigDict(
+        from_attributes=True, json_schema_serialization_defaults_required=True
+    )
 
     default_virtual_user_id: int | None = None
     preferred_language: str | None = None
@@ -87,15 +91,15 @@ class MeUpdate(RequestModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    display_name: DisplayName | None = None
-    account_name: AccountName | None = None
+    display_name: DisplayName | SkipJsonSchema[None] = None
+    account_name: AccountName | SkipJsonSchema[None] = None
     avatar_url: HttpUrl | None = None
     default_virtual_user_id: RowId | None = None
     preferred_language: str | None = Field(
         default=None, pattern=LANGUAGE_TAG_PATTERN, max_length=35
     )
     bio: str | None = Field(default=None, max_length=2000)
-    settings: dict[str, Any] | None = None
+    settings: dict[str, Any] | SkipJsonSchema[None] = None
 
     @model_validator(mode="after")
     def _required_fields_are_not_null(self) -> Self:

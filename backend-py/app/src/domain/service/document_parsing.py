@@ -39,6 +39,8 @@ _MIME_ALIASES = {
     "text/x-markdown": "text/markdown",
     "application/xhtml+xml": "text/html",
 }
+SUPPORTED_MEDIA_TYPES = (*dict.fromkeys(MIME_BY_EXTENSION.values()), *_MIME_ALIASES)
+"""The declared types read when a file's extension is none of the supported ones."""
 _UNREADABLE_HTML = ("script", "style", "noscript", "template", "nav", "footer", "svg")
 _HEADING_TAGS = ("h1", "h2", "h3", "h4", "h5", "h6")
 _BLOCK_TAGS = (
