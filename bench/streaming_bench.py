@@ -416,7 +416,7 @@ def account(reading: Reading, window: Window, model_s: float) -> None:
         window.errors[error] += 1
         return
     window.turns += 1
-    if reading.first_token is not None and window.inside(reading.sent):
+    if reading.first_token is not None and window.inside(reading.first_token):
         overhead = reading.first_token - reading.sent - model_s
         window.overhead_ms.append(overhead * 1000)
 
@@ -837,7 +837,8 @@ class Report:
                 *self.table(),
                 "",
                 "TTFT overhead: time from sending the turn to its first `token` "
-                f"event, minus the model's own {a.first_token_ms:.0f} ms. API CPU: "
+                f"event, minus the model's own {a.first_token_ms:.0f} ms, for the "
+                "turns completed whose first token came in the window. API CPU: "
                 "the API's process tree (psutil) over the measured window, as a "
                 "share of one core; per token: over the tokens streamed in the "
                 "window. DB conns busy: most connections of the app's "
