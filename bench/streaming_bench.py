@@ -816,6 +816,8 @@ class Report:
         return lines or ["- none"]
 
     def saturation(self) -> list[str]:
+        if not self.saturations:
+            return ["Not run (`--saturation-duration 0`)."]
         rows = [
             "| App | Chat turns/s | Chat errors | /health req/s | /health errors "
             "| Ratio |",
