@@ -20,7 +20,8 @@ export UV_PYTHON_DOWNLOADS := never
 .PHONY: help init run test lint-backend-py lint-backend-py-ci format-backend-py \
 	format-backend-py-check type-check-backend-py layers-backend-py deps-backend-py \
 	test-backend-py gen-models \
-	db-migrate db-reset docker-lint token ingest reembed eval bench bench-knowledge
+	db-migrate db-reset docker-lint token ingest reembed eval bench bench-knowledge \
+	bench-streaming
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-26s %s\n", $$1, $$2}'
@@ -91,13 +92,18 @@ reembed: init ## Re-embed every chunk made by another embedding model than the c
 bench-knowledge: init ## Ingestion throughput, hybrid search latency and recall at 100k chunks (own DB in /tmp)
 	$(UV_RUN) python ../../bench/knowledge_bench.py
 
+bench-streaming: init ## Streamed turns at K users, ours vs the LangChain peer (STREAMING_ARGS; -> bench/results/streaming.md)
+	$(UV_RUN) python ../../bench/streaming_bench.py $(STREAMING_ARGS)
+
 # `make bench`: the load benchmark (BENCH_ARGS, e.g. "--connections 100
-# --duration 60"), then the knowledge benchmark at BENCH_CHUNKS chunks (20000
-# by default here; 100000 is the full run of `make bench-knowledge`).
+# --duration 60"), the knowledge benchmark at BENCH_CHUNKS chunks (20000
+# by default here; 100000 is the full run of `make bench-knowledge`), then the
+# streaming benchmark against the peer (STREAMING_ARGS, e.g. "--users 50,200").
 BENCH_CHUNKS ?= 20000
-bench: init ## Load benchmark (chat vs /health -> bench/results/load.md), then the knowledge benchmark at BENCH_CHUNKS=20000
+bench: init ## Load benchmark (-> bench/results/load.md), knowledge benchmark at BENCH_CHUNKS=20000, streaming benchmark with the peer
 	$(UV_RUN) python ../../bench/load_bench.py $(BENCH_ARGS)
 	$(UV_RUN) env BENCH_CHUNKS=$(BENCH_CHUNKS) python ../../bench/knowledge_bench.py
+	$(UV_RUN) python ../../bench/streaming_bench.py $(STREAMING_ARGS)
 
 eval: init ## Retrieval quality (recall@5, MRR) of vector, full-text and hybrid search (own DB in /tmp)
 	$(UV_RUN) python ../../bench/retrieval_eval.py

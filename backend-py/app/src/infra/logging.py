@@ -44,8 +44,19 @@ class TextFormatter(logging.Formatter):
         return f"{line} [request_id={request_id}]" if request_id else line
 
 
+PER_CALL_LOGGERS = ("httpx", "httpcore", "httpx2", "httpcore2")
+"""HTTP clients that log a line per call at INFO (the OpenAI SDK runs on
+``httpx2``, Supabase and JWKS fetches on ``httpx``): quiet unless ``LOG_LEVEL``
+is ``DEBUG``."""
+
+
 def configure_logging(level: str = "INFO", *, json_lines: bool = True) -> None:
-    """Send every logger's records to stderr in the chosen format."""
+    """Send every logger's records to stderr in the chosen format.
+
+    One line per request: ``RequestContextMiddleware`` writes it, so uvicorn's
+    own access log stays off (it would add a second), and so do the per-call
+    lines of the HTTP client the model providers use, below ``DEBUG``.
+    """
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(
         JsonFormatter()
@@ -55,6 +66,13 @@ def configure_logging(level: str = "INFO", *, json_lines: bool = True) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+    for name in ("uvicorn", "uvicorn.error"):
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True
+    # uvicorn logs access lines only when this logger has a handler somewhere.
+    access = logging.getLogger("uvicorn.access")
+    access.handlers[:] = []
+    access.propagate = False
+    quiet = logging.NOTSET if root.level <= logging.DEBUG else logging.WARNING
+    for name in PER_CALL_LOGGERS:
+        logging.getLogger(name).setLevel(quiet)

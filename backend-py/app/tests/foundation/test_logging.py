@@ -2,7 +2,12 @@ import json
 import logging
 import sys
 
-from src.infra.logging import JsonFormatter, TextFormatter, request_id_var
+from src.infra.logging import (
+    JsonFormatter,
+    TextFormatter,
+    configure_logging,
+    request_id_var,
+)
 
 
 def make_record(**extra: object) -> logging.LogRecord:
@@ -44,3 +49,18 @@ def test_text_lines_name_the_request() -> None:
         request_id_var.reset(token)
     assert line == "hello x [request_id=req-2]"
     assert TextFormatter("%(message)s").format(make_record()) == "hello x"
+
+
+def test_one_access_logger_and_no_per_call_client_lines() -> None:
+    access = logging.getLogger("uvicorn.access")
+    access.addHandler(logging.NullHandler())  # as uvicorn's own config does
+    configure_logging("INFO")
+    assert not access.hasHandlers()  # uvicorn then writes no access line
+    assert logging.getLogger("uvicorn.error").propagate
+    for name in ("httpx", "httpx2"):
+        assert not logging.getLogger(name).isEnabledFor(logging.INFO)
+        assert logging.getLogger(name).isEnabledFor(logging.WARNING)
+    configure_logging("DEBUG")
+    assert logging.getLogger("httpx2").isEnabledFor(logging.INFO)
+    configure_logging("WARNING")
+    assert not logging.getLogger("httpx").isEnabledFor(logging.WARNING - 1)

