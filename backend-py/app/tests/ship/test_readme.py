@@ -89,10 +89,6 @@ NOT_RUN_HERE: dict[str, str] = {
     "supabase link --project-ref <project-ref>": NO_SUPABASE,
     "supabase db push": NO_SUPABASE,
     "docker compose up --build": NO_DOCKER,
-    "docker build -f backend-py/Dockerfile --target prod -t rag-chat-api .": NO_DOCKER,
-    "docker run --rm -p 8000:8000 --env-file my-production.env rag-chat-api": (
-        NO_DOCKER
-    ),
     "make bench": BENCHMARK,
     "make bench-knowledge": BENCHMARK,
     "make bench-streaming": BENCHMARK,
