@@ -361,15 +361,14 @@ class Phase:
 
     @property
     def expected(self) -> int:
-        return sum(
-            self.room_sizes[self.ledger.room_of[s]] for s in self.ledger.accepted
-        )
+        ledger = self.ledger
+        return sum(self.room_sizes.get(ledger.room_of[s], 0) for s in ledger.accepted)
 
     @property
     def delivered(self) -> int:
         ledger = self.ledger
         return sum(
-            min(ledger.received[s], self.room_sizes[ledger.room_of[s]])
+            min(ledger.received[s], self.room_sizes.get(ledger.room_of[s], 0))
             for s in ledger.accepted
         )
 
@@ -377,7 +376,7 @@ class Phase:
     def duplicates(self) -> int:
         ledger = self.ledger
         return sum(
-            max(0, n - self.room_sizes[ledger.room_of[s]])
+            max(0, n - self.room_sizes.get(ledger.room_of[s], 0))
             for s, n in ledger.received.items()
         )
 
@@ -410,7 +409,8 @@ class Phase:
             else "-"
         )
         return (
-            f"| {self.name} | {self.load_1m:.1f} | {len(ledger.accepted)} "
+            f"| {self.name} | {sum(self.room_sizes.values())} "
+            f"| {self.load_1m:.1f} | {len(ledger.accepted)} "
             f"| {sum(ledger.post_errors.values())} | {self.delivered} / "
             f"{self.expected} | {self.missing} | {self.duplicates} "
             f"| {self.delay(50):.0f} / {self.delay(99):.0f} / "
@@ -426,14 +426,16 @@ async def drain(ledger: Ledger, room_sizes: dict[int, int], seconds: float) -> N
     deadline = time.perf_counter() + seconds
     while time.perf_counter() < deadline:
         if all(
-            ledger.received[s] >= room_sizes[ledger.room_of[s]] for s in ledger.accepted
+            ledger.received[s] >= room_sizes.get(ledger.room_of[s], 0)
+            for s in ledger.accepted
         ) and sum(ledger.answers.values()) >= _answers_expected(ledger, room_sizes):
             return
         await asyncio.sleep(0.1)
 
 
 def _answers_expected(ledger: Ledger, room_sizes: dict[int, int]) -> int:
-    return sum(room_sizes[ledger.room_of[s]] for s in ledger.mentions & ledger.accepted)
+    accepted_mentions = ledger.mentions & ledger.accepted
+    return sum(room_sizes.get(ledger.room_of[s], 0) for s in accepted_mentions)
 
 
 @dataclass(frozen=True)
@@ -536,7 +538,7 @@ def start_profiler(
     py_spy = os.environ.get("PY_SPY") or shutil.which("py-spy")
     if py_spy is None:
         raise RuntimeError("--profile needs py-spy on PATH (or PY_SPY=/path)")
-    command = [py_spy, "record", "--pid", str(pid), "--rate", "200"]
+    command = [py_spy, "record", "--pid", str(pid), "--rate", "100", "--nonblocking"]
     command += ["--duration", str(int(args.duration + 2))]
     command += ["--format", "raw", "--output", str(args.profile)]
     return subprocess.Popen(command, stdout=subprocess.DEVNULL)  # noqa: S603
@@ -544,7 +546,7 @@ def start_profiler(
 
 async def measure(
     args: argparse.Namespace, database_url: str, users: list[User], postmaster_pid: int
-) -> tuple[Memory, list[Phase]]:
+) -> tuple[Memory, list[Phase], Counter[str]]:
     server = api_server(database_url, args)
     await server.start()
     try:
@@ -576,9 +578,27 @@ async def measure(
         await asyncio.sleep(SETTLE_S)
         rss_closed = await asyncio.to_thread(steady_rss, server.pid)
     finally:
+        problems = server_problems(server.log())
         server.stop()
+    for problem, n in problems.most_common(10):
+        log(f"api logged {n} x: {problem}")
     memory = Memory(len(streams), open_s, rss_idle, rss_open, rss_closed)
-    return memory, phases
+    return memory, phases, problems
+
+
+def server_problems(text: str) -> Counter[str]:
+    """The API's log lines above INFO, by logger, message and exception."""
+    problems: Counter[str] = Counter()
+    for line in text.splitlines():
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        if not isinstance(entry, dict) or entry.get("level") in ("INFO", "DEBUG"):
+            continue
+        exception = str(entry.get("exc_info") or "").strip().splitlines()[-1:]
+        problems[f"{entry.get('logger')}: {entry.get('message')} {exception}"] += 1
+    return problems
 
 
 # -- the report --------------------------------------------------------------------
@@ -590,6 +610,7 @@ class Report:
     started: datetime
     memory: Memory
     phases: list[Phase]
+    problems: Counter[str]
     load_before: tuple[float, float, float]
     load_after: tuple[float, float, float]
 
@@ -632,11 +653,11 @@ class Report:
 
     def table(self) -> list[str]:
         rows = [
-            "| Phase | Load 1m | Posts | Post errors | `message` events "
+            "| Phase | Streams | Load 1m | Posts | Post errors | `message` events "
             "delivered / expected | Missing | Duplicates | Delay p50 / p99 / max "
             "ms | Last stream of a post p50 / p99 ms | Answers delivered / "
             "expected | API CPU | API CPU ms/event | Postgres CPU |",
-            "|---|---:|---:|---:|---:|---:|---:|---|---|---:|---:|---:|---:|",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---|---|---:|---:|---:|---:|",
         ]
         return rows + [phase.row() for phase in self.phases]
 
@@ -647,6 +668,7 @@ class Report:
             if kinds:
                 listed = ", ".join(f"{k}: {n}" for k, n in kinds.most_common())
                 lines.append(f"- {phase.name}: {listed}")
+        lines += [f"- the API logged {n} x: {p}" for p, n in self.problems.items()]
         return lines or ["- none"]
 
     def markdown(self) -> str:
@@ -669,7 +691,8 @@ class Report:
                 "",
                 "Delay: from the client's send of `POST /api/chat-rooms/{id}/"
                 "messages` to the read that brought its `message` event, on each "
-                "stream of the room (one sample per post and stream). Last stream: "
+                "stream of the room (one sample per post and stream; Streams: those "
+                "still open when the phase began). Last stream: "
                 "per post, the delay of the room's slowest stream. Missing: events "
                 "not received after the drain. Answers: the persona's saved "
                 "answers as `message` events (mention phases). API CPU: the API "
@@ -677,7 +700,7 @@ class Report:
                 "core, and per event delivered (any kind). Target: p99 under "
                 f"{TARGET_P99_MS:.0f} ms, none missing.",
                 "",
-                "Post errors and other events seen:",
+                "Post errors, other events seen, the API's log above INFO:",
                 "",
                 *self.errors(),
                 "",
@@ -702,8 +725,8 @@ async def run_all(
     started = datetime.now(UTC)
     load_before = os.getloadavg()
     users = await asyncio.to_thread(create_users, conninfo, args.members)
-    memory, phases = await measure(args, database_url, users, postmaster_pid)
-    return Report(args, started, memory, phases, load_before, os.getloadavg())
+    memory, phases, problems = await measure(args, database_url, users, postmaster_pid)
+    return Report(args, started, memory, phases, problems, load_before, os.getloadavg())
 
 
 def parse_args() -> argparse.Namespace:
