@@ -5,7 +5,8 @@ What runs, all on 127.0.0.1:
     made Supabase-like, migrated and seeded (the admins' personas);
   * the API as ``make run`` serves it (``python -m src.cli.serve``, one
     worker, offline AI providers), rate limits raised so the posts are not
-    refused; the pool and every other setting as shipped;
+    refused; the pool (unless ``--pool-size``) and every other setting as
+    shipped;
   * ``--members`` users with their own tokens, in rooms of ``--room-size``
     (the first of each room creates it and adds the others through the API).
 
@@ -118,6 +119,8 @@ def api_server(database_url: str, args: argparse.Namespace) -> Process:
         # Posts come at a fixed rate from few members: nothing to limit here.
         "RATE_LIMIT_CHAT_PER_MINUTE": "1000000",
     }
+    if args.pool_size:
+        env["DB_POOL_SIZE"] = str(args.pool_size)
     return Process("api", [sys.executable, "-m", "src.cli.serve"], env)
 
 
@@ -632,7 +635,8 @@ class Report:
             f"(nproc), load average (1, 5, 15 min) {before} before and {after} "
             f"after (the machine is shared: other work ran meanwhile). One worker "
             f"(`python -m src.cli.serve`), offline AI, `LOG_LEVEL={a.log_level}`, "
-            f"the pool as shipped. {a.members} members in rooms of {a.room_size}, "
+            f"DB_POOL_SIZE {a.pool_size or 'as shipped'}. {a.members} members in "
+            f"rooms of {a.room_size}, "
             f"every member's `GET /api/chat-rooms/{{id}}/events` open; posts at "
             f"{a.rate:g}/s for {a.duration:.0f} s per phase, rooms in turn; "
             f"{a.drain:.0f} s to drain. The client, PostgreSQL and the API share "
@@ -741,6 +745,7 @@ def parse_args() -> argparse.Namespace:
     )
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--log-level", default="INFO")
+    parser.add_argument("--pool-size", type=int, default=0, help="0: as shipped")
     parser.add_argument("--label", default="", help="title of the results")
     parser.add_argument("--profile", type=Path, help="py-spy raw output")
     parser.add_argument(
