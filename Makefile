@@ -21,7 +21,7 @@ export UV_PYTHON_DOWNLOADS := never
 	format-backend-py-check type-check-backend-py layers-backend-py deps-backend-py \
 	test-backend-py gen-models \
 	db-migrate db-reset docker-lint token ingest reembed eval bench bench-knowledge \
-	bench-streaming
+	bench-streaming bench-rooms
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-26s %s\n", $$1, $$2}'
@@ -95,15 +95,20 @@ bench-knowledge: init ## Ingestion throughput, hybrid search latency and recall 
 bench-streaming: init ## Streamed turns at K users, ours vs the LangChain peer (STREAMING_ARGS; -> bench/results/streaming.md)
 	$(UV_RUN) python ../../bench/streaming_bench.py $(STREAMING_ARGS)
 
+bench-rooms: init ## Room events: post-to-event delay on 500 open streams, memory per stream (ROOMS_ARGS; -> bench/results/rooms.md)
+	$(UV_RUN) python ../../bench/room_events_bench.py $(ROOMS_ARGS)
+
 # `make bench`: the load benchmark (BENCH_ARGS, e.g. "--connections 100
 # --duration 60"), the knowledge benchmark at BENCH_CHUNKS chunks (20000
 # by default here; 100000 is the full run of `make bench-knowledge`), then the
-# streaming benchmark against the peer (STREAMING_ARGS, e.g. "--users 50,200").
+# streaming benchmark against the peer (STREAMING_ARGS, e.g. "--users 50,200"),
+# then the room events benchmark (ROOMS_ARGS, e.g. "--members 500 --rate 5").
 BENCH_CHUNKS ?= 20000
-bench: init ## Load benchmark (-> bench/results/load.md), knowledge benchmark at BENCH_CHUNKS=20000, streaming benchmark with the peer
+bench: init ## Load benchmark (-> bench/results/load.md), knowledge benchmark at BENCH_CHUNKS=20000, streaming benchmark with the peer, room events
 	$(UV_RUN) python ../../bench/load_bench.py $(BENCH_ARGS)
 	$(UV_RUN) env BENCH_CHUNKS=$(BENCH_CHUNKS) python ../../bench/knowledge_bench.py
 	$(UV_RUN) python ../../bench/streaming_bench.py $(STREAMING_ARGS)
+	$(UV_RUN) python ../../bench/room_events_bench.py $(ROOMS_ARGS)
 
 eval: init ## Retrieval quality (recall@5, MRR) of vector, full-text and hybrid search (own DB in /tmp)
 	$(UV_RUN) python ../../bench/retrieval_eval.py
