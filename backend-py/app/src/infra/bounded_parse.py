@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from src.domain.errors import DomainError, UnprocessableError, UnsupportedMediaTypeError
+from src.domain.service.chunking import PageSpan
 from src.domain.service.document_parsing import (
     ParsedDocument,
     ParseLimits,
@@ -113,7 +114,9 @@ def _result(
         ) from None
     if "error" in answer:
         raise _ERRORS[answer["kind"]](answer["error"])
-    return ParsedDocument(**answer["document"])
+    document = answer["document"]
+    pages = tuple(PageSpan(**page) for page in document.pop("pages"))
+    return ParsedDocument(**document, pages=pages)
 
 
 def _limit_memory(memory_bytes: int) -> None:

@@ -3,6 +3,7 @@
 import pytest
 
 from src.domain.errors import UnprocessableError, UnsupportedMediaTypeError
+from src.domain.service.chunking import PageSpan
 from src.domain.service.document_parsing import ParseLimits
 from src.infra.bounded_parse import ParseBounds, parse_bounded
 from tests.knowledge.samples import HTML, deep_html, make_pdf, pdf_bomb
@@ -23,7 +24,9 @@ async def test_the_child_returns_the_parsed_document() -> None:
         "Sunlight.",
         "application/pdf",
     )
-    assert parsed.metadata == {"page_count": 1}
+    assert parsed.metadata["page_count"] == 1
+    assert parsed.metadata["page_spans"]["spans"] == [[1, 0, len("Sunlight.")]]
+    assert parsed.pages == (PageSpan(1, 0, len("Sunlight.")),)
     html = await parse_bounded("bike.html", HTML.encode(), None, bounds=BOUNDS)
     assert html.title == "Bicycle maintenance"
 
