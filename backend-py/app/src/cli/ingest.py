@@ -22,7 +22,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +32,7 @@ from src.domain.errors import DomainError
 from src.domain.service.document_parsing import SUPPORTED_EXTENSIONS, ParseLimits
 from src.gateway.document_index_gateway import DocumentIndexGateway
 from src.infra.ai_providers import build_ai_providers
-from src.infra.bounded_parse import ParseBounds, parse_bounded
+from src.infra.bounded_parse import BoundedParser, ParseBounds
 from src.infra.db_client import Database, open_database
 from src.settings import Settings, get_settings
 from src.usecase.document_usecase import content_hash
@@ -95,29 +95,40 @@ async def load_files(
     """
     bounds = bounds or parse_bounds(get_settings())
     summary = IngestSummary()
-    for path in tqdm(files, desc="loading", unit="file", disable=not progress):
-        try:
-            data = path.read_bytes()
-            limits = ParseLimits.relative_to(max(len(data), bounds.limits.max_chars))
-            parsed = await parse_bounded(
-                path.name, data, None, bounds=replace(bounds, limits=limits)
-            )
-        except (DomainError, OSError) as exc:
-            summary.skipped.append((path, getattr(exc, "message", str(exc))))
-            continue
-        async with database.service_transaction() as session:
-            document_id, outcome = await DocumentIndexGateway(session).upsert_shared(
-                source=str(path.resolve()),
-                title=parsed.title,
-                content=parsed.content,
-                content_hash=content_hash(parsed.content),
-                mime_type=parsed.mime_type,
-                metadata=parsed.metadata,
-            )
-        summary.loaded[outcome] += 1
-        if outcome != "unchanged":
-            summary.document_ids.append(document_id)
+    async with BoundedParser(bounds) as parser:
+        for path in tqdm(files, desc="loading", unit="file", disable=not progress):
+            await _load_file(database, parser, path, summary, bounds=bounds)
     return summary
+
+
+async def _load_file(
+    database: Database,
+    parser: BoundedParser,
+    path: Path,
+    summary: IngestSummary,
+    *,
+    bounds: ParseBounds,
+) -> None:
+    """Parse one file and store it as a shared document (in its own transaction)."""
+    try:
+        data = await asyncio.to_thread(path.read_bytes)
+        limits = ParseLimits.relative_to(max(len(data), bounds.limits.max_chars))
+        parsed = await parser.parse(path.name, data, None, limits=limits)
+    except (DomainError, OSError) as exc:
+        summary.skipped.append((path, getattr(exc, "message", str(exc))))
+        return
+    async with database.service_transaction() as session:
+        document_id, outcome = await DocumentIndexGateway(session).upsert_shared(
+            source=str(await asyncio.to_thread(path.resolve)),
+            title=parsed.title,
+            content=parsed.content,
+            content_hash=content_hash(parsed.content),
+            mime_type=parsed.mime_type,
+            metadata=parsed.metadata,
+        )
+    summary.loaded[outcome] += 1
+    if outcome != "unchanged":
+        summary.document_ids.append(document_id)
 
 
 async def index_documents(

@@ -15,7 +15,8 @@ from typing import Any, Literal
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from src.domain.service.chunking import Chunk, PageSpan, stored_page_spans
+from src.domain.service.chunking import Chunk
+from src.domain.service.pages import PageSpan, stored_page_spans
 
 MAX_ERROR_CHARS = 2000
 

@@ -12,16 +12,16 @@ any run of whitespace between them.
 """
 
 import bisect
-import hashlib
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from langchain_text_splitters import (
     MarkdownHeaderTextSplitter,
     RecursiveCharacterTextSplitter,
 )
+
+from src.domain.service.pages import PageSpan
 
 HEADING_LEVELS = [("#", "h1"), ("##", "h2"), ("###", "h3"), ("####", "h4")]
 HEADING_SEPARATOR = " > "
@@ -29,23 +29,6 @@ HEADING_SEPARATOR = " > "
 _PARAGRAPH_JOIN = "  \n"
 _TOKEN = re.compile(r"\w+|[^\w\s]")
 _HEADING_ONLY = re.compile(r"^#{1,6} [^\n]*$")
-PAGE_SPANS_KEY = "page_spans"
-"""The key of a PDF's page spans in ``documents.metadata``."""
-
-
-@dataclass(frozen=True)
-class PageSpan:
-    """Where one page's text lies in a document's extracted text.
-
-    Attributes:
-        number: The page number, from 1.
-        start: Offset of the page's first character.
-        end: Offset just past its last character.
-    """
-
-    number: int
-    start: int
-    end: int
 
 
 @dataclass(frozen=True)
@@ -69,41 +52,6 @@ class Chunk:
     token_count: int
     span: tuple[int, int] | None = None
     pages: tuple[int, int] | None = None
-
-
-def page_spans_metadata(content: str, pages: Sequence[PageSpan]) -> dict[str, Any]:
-    """The page spans of ``content`` as ``documents.metadata`` keeps them.
-
-    The worker chunks the stored text, not the file: the spans travel from the
-    parse to the chunking in the document's metadata, with the hash of the
-    text they describe (an edited text no longer has those pages).
-
-    Returns:
-        ``{"page_spans": {"content_sha256": ..., "spans": [[n, start, end], ...]}}``,
-        or an empty dict when there are no pages.
-    """
-    if not pages:
-        return {}
-    digest = hashlib.sha256(content.encode("utf-8")).hexdigest()
-    spans = [[page.number, page.start, page.end] for page in pages]
-    return {PAGE_SPANS_KEY: {"content_sha256": digest, "spans": spans}}
-
-
-def stored_page_spans(
-    stored: Mapping[str, Any] | None, content_hash: str | None
-) -> tuple[PageSpan, ...]:
-    """The page spans kept by :func:`page_spans_metadata`, if still valid.
-
-    Args:
-        stored: The ``page_spans`` value of a document's metadata.
-        content_hash: The sha256 of the document's current text.
-
-    Returns:
-        The spans in order; empty when none were stored or the text changed.
-    """
-    if not stored or stored.get("content_sha256") != content_hash:
-        return ()
-    return tuple(PageSpan(int(n), int(a), int(b)) for n, a, b in stored["spans"])
 
 
 def estimate_tokens(text: str) -> int:

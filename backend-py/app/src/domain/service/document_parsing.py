@@ -23,7 +23,7 @@ from pypdf import Configuration, PdfReader, apply_configuration, get_configurati
 from pypdf.errors import LimitReachedError, PdfReadError
 
 from src.domain.errors import UnprocessableError, UnsupportedMediaTypeError
-from src.domain.service.chunking import PageSpan, page_spans_metadata
+from src.domain.service.pages import PageSpan, page_spans_metadata
 
 MIME_BY_EXTENSION = {
     ".txt": "text/plain",
