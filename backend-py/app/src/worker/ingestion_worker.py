@@ -5,9 +5,14 @@ Work arrives as ``documents`` rows with status ``pending``: from the API, from
 wakes on ``NOTIFY document_pending`` (a dedicated connection LISTENs) and also
 polls every ``worker_poll_interval_s``, so a lost notification only delays it.
 
-Per document: claim it (``FOR UPDATE SKIP LOCKED``; status ``processing`` with
-a lease), chunk and embed it outside any transaction, then replace its chunks
-and mark it ``ready`` in one transaction. A failure schedules a retry with
+Per round: claim due documents (``FOR UPDATE SKIP LOCKED``; status
+``processing`` with a lease) and chunk them until their chunks reach
+``BATCH_CHUNKS``, embed all those chunks together outside any transaction (many
+small documents fill one request), then replace each document's chunks and
+mark it ``ready`` in a transaction of its own. Rounds run only in the process
+that holds the embedder lock (:mod:`src.infra.embedder_lock`): one process
+embeds per database, with every core. A failure (when a batch cannot be
+embedded, its documents are tried one by one) schedules a retry with
 exponential backoff and, after ``worker_max_attempts``, marks it ``failed`` with
 the error text. A worker that dies mid-document leaves a ``processing`` row
 whose lease runs out, and the next worker takes it again: chunks are only ever
@@ -168,18 +173,21 @@ class IngestionWorker:
         """
         results: list[IndexResult] = []
         batch: list[PreparedDocument] = []
+        claims: list[ClaimedDocument] = []  # renewed while the batch fills
         try:
-            while sum(len(p.chunks) for p in batch) < BATCH_CHUNKS:
-                claim = await self._claim(only_ids)
-                if claim is None:
-                    break
-                prepared = await self._prepare(claim)
-                if isinstance(prepared, IndexResult):
-                    results.append(prepared)
-                else:
-                    batch.append(prepared)
+            async with self._heartbeat(claims):
+                while sum(len(p.chunks) for p in batch) < BATCH_CHUNKS:
+                    claim = await self._claim(only_ids)
+                    if claim is None:
+                        break
+                    prepared = await self._prepare(claim)
+                    if isinstance(prepared, IndexResult):
+                        results.append(prepared)
+                    else:
+                        batch.append(prepared)
+                        claims.append(claim)
         except asyncio.CancelledError:
-            await self._release([p.claim for p in batch])
+            await self._release(claims)
             raise
         return results + await self._index_batch(batch)
 
@@ -384,18 +392,20 @@ class IngestionWorker:
                 await task
 
     async def _keep_renewing(self, claims: list[ClaimedDocument]) -> None:
+        """Renew ``claims`` (a list the caller may still add to) periodically.
+
+        A claim lost meanwhile is simply not renewed: every later write is
+        fenced, so its writer finds out.
+        """
         while True:
             await asyncio.sleep(self._settings.worker_lease_s / 3)
             try:
-                held = await self._renew(claims)
+                if claims:
+                    await self._renew(claims)
             except Exception:  # the database may be back before the lease ends
                 logger.warning(
                     "could not renew %s documents", len(claims), exc_info=True
                 )
-                continue
-            claims = [c for c in claims if c.id in held]
-            if not claims:
-                return  # every later write is fenced: it will find out
 
     async def _embed(
         self, batch: list[PreparedDocument]
