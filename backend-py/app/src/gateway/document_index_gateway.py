@@ -16,6 +16,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from src.domain.service.chunking import Chunk
+from src.domain.service.pages import PageSpan, stored_page_spans
 
 MAX_ERROR_CHARS = 2000
 
@@ -32,7 +33,9 @@ update public.documents d
    set status = 'processing',
        attempts = d.attempts + 1,
        next_attempt_at = now() + make_interval(secs => :lease_s)
-  from (
+ -- A scalar subquery runs once (an InitPlan): as a join it may be run again
+ -- for every row of the update, and claim every due document at once.
+ where d.id = (
     select id
       from public.documents
      where status in ('pending', 'processing')
@@ -41,10 +44,10 @@ update public.documents d
      order by next_attempt_at, id
      limit 1
        for update skip locked
-  ) due
- where d.id = due.id
+  )
 returning d.id, d.title, d.content, d.content_hash, d.indexed_hash,
-          d.embedding_model, d.attempts, d.source, d.mime_type, d.original
+          d.embedding_model, d.attempts, d.source, d.mime_type, d.original,
+          d.metadata -> 'page_spans' as page_spans
 """)
 
 _CLAIM_FENCE = """
@@ -58,6 +61,16 @@ update public.documents
  where {_CLAIM_FENCE}
 returning id
 """)  # noqa: S608 - constant fragment
+
+_RENEW_MANY_SQL = text("""
+update public.documents d
+   set next_attempt_at = now() + make_interval(secs => :lease_s)
+  from unnest(cast(:ids as bigint[]), cast(:attempts as int[]),
+              cast(:hashes as text[])) as c(id, attempts, content_hash)
+ where d.id = c.id and d.status = 'processing' and d.attempts = c.attempts
+   and d.content_hash = c.content_hash
+returning d.id
+""")
 
 _STORE_EXTRACTED_SQL = text(f"""
 update public.documents
@@ -92,6 +105,10 @@ _COPY_COLUMNS = (
     "embedding",
     "embedding_model",
     "ts_config",
+    "char_start",
+    "char_end",
+    "page_start",
+    "page_end",
 )
 # COPY's text format: a backslash, tab, newline or carriage return inside a
 # value is written as its backslash escape.
@@ -99,8 +116,9 @@ _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\
 
 
 def _copy_line(values: Sequence[object]) -> bytes:
-    """One row in COPY's text format (no value here is ever NULL)."""
-    return ("\t".join(str(v).translate(_COPY_ESCAPES) for v in values) + "\n").encode()
+    """One row in COPY's text format (None becomes NULL)."""
+    fields = ("\\N" if v is None else str(v).translate(_COPY_ESCAPES) for v in values)
+    return ("\t".join(fields) + "\n").encode()
 
 
 class _AsyncLines:
@@ -192,6 +210,7 @@ class ClaimedDocument:
         source: The uploaded file's name, if any.
         mime_type: The type the document was stored as.
         original: The uploaded file, while its text is still to be extracted.
+        pages: Where each PDF page lies in ``content`` (empty without pages).
     """
 
     id: int
@@ -204,6 +223,7 @@ class ClaimedDocument:
     source: str | None = None
     mime_type: str = "text/plain"
     original: bytes | None = None
+    pages: tuple[PageSpan, ...] = ()
 
     def is_indexed_with(self, model: str) -> bool:
         """Whether the current chunks already match this content and model."""
@@ -271,12 +291,25 @@ class DocumentIndexGateway:
             source=row.source,
             mime_type=row.mime_type,
             original=row.original,
+            pages=stored_page_spans(row.page_spans, row.content_hash),
         )
 
     async def renew_claim(self, claim: ClaimedDocument, *, lease_s: float) -> bool:
         """Extend the claim; False when it was lost (edited, deleted, taken)."""
         params = {**claim.fence(), "lease_s": lease_s}
         return (await self._session.execute(_RENEW_SQL, params)).first() is not None
+
+    async def renew_claims(
+        self, claims: Sequence[ClaimedDocument], *, lease_s: float
+    ) -> set[int]:
+        """Extend several claims in one statement; the ids still held."""
+        params = {
+            "ids": [c.id for c in claims],
+            "attempts": [c.attempts for c in claims],
+            "hashes": [c.content_hash for c in claims],
+            "lease_s": lease_s,
+        }
+        return set((await self._session.execute(_RENEW_MANY_SQL, params)).scalars())
 
     async def store_extracted(
         self,
@@ -453,6 +486,8 @@ class DocumentIndexGateway:
                     item.embedding,
                     model,
                     ts_config,
+                    *(item.chunk.span or (None, None)),
+                    *(item.chunk.pages or (None, None)),
                 )
             )
             for item in chunks

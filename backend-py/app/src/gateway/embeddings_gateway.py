@@ -32,7 +32,8 @@ MAX_TEXT_QUERY_WORDS = 32
 _DASH_RUNS = re.compile(r"-{2,}|(?<!\S)-(?!\w)")
 
 _HYBRID_SEARCH_SQL = text("""
-select chunk_id, document_id, title, content, heading_path, score
+select chunk_id, document_id, title, content, heading_path, score,
+       char_start, char_end, page_start, page_end
   from public.hybrid_search(
     query_embedding => cast(:embedding as extensions.vector),
     query_text => cast(:query as text),
@@ -177,4 +178,10 @@ def retrieved_chunk(row: Mapping[Any, Any]) -> RetrievedChunk:
         content=row["content"],
         heading_path=row["heading_path"],
         score=float(row["score"]),
+        span=_pair(row["char_start"], row["char_end"]),
+        pages=_pair(row["page_start"], row["page_end"]),
     )
+
+
+def _pair(first: int | None, last: int | None) -> tuple[int, int] | None:
+    return None if first is None or last is None else (first, last)

@@ -2,6 +2,7 @@
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from src.domain.entity.chat import page_range, text_span
 from src.domain.entity.document import SearchHit, SearchRequest, SearchResponse
 from src.domain.errors import NotFoundError, UnprocessableError
 from src.gateway.document_gateway import DocumentGateway
@@ -55,6 +56,8 @@ class SearchUseCase:
                     snippet=c.snippet(),
                     content=c.content,
                     score=c.score,
+                    pages=page_range(c.pages),
+                    span=text_span(c.span),
                 )
                 for c in chunks
             ]

@@ -5,9 +5,14 @@ Work arrives as ``documents`` rows with status ``pending``: from the API, from
 wakes on ``NOTIFY document_pending`` (a dedicated connection LISTENs) and also
 polls every ``worker_poll_interval_s``, so a lost notification only delays it.
 
-Per document: claim it (``FOR UPDATE SKIP LOCKED``; status ``processing`` with
-a lease), chunk and embed it outside any transaction, then replace its chunks
-and mark it ``ready`` in one transaction. A failure schedules a retry with
+Per round: claim due documents (``FOR UPDATE SKIP LOCKED``; status
+``processing`` with a lease) and chunk them until their chunks reach
+``BATCH_CHUNKS``, embed all those chunks together outside any transaction (many
+small documents fill one request), then replace each document's chunks and
+mark it ``ready`` in a transaction of its own. Rounds run only in the process
+that holds the embedder lock (:mod:`src.infra.embedder_lock`): one process
+embeds per database, with every core. A failure (when a batch cannot be
+embedded, its documents are tried one by one) schedules a retry with
 exponential backoff and, after ``worker_max_attempts``, marks it ``failed`` with
 the error text. A worker that dies mid-document leaves a ``processing`` row
 whose lease runs out, and the next worker takes it again: chunks are only ever
@@ -26,6 +31,7 @@ is ``failed`` at once, with the reason, since retrying cannot help.
 import asyncio
 import contextlib
 import logging
+from collections import Counter
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -45,6 +51,7 @@ from src.gateway.document_index_gateway import (
 from src.gateway.embeddings_gateway import vector_literal
 from src.infra.bounded_parse import ParseBounds, parse_bounded
 from src.infra.db_client import Database, libpq_url
+from src.infra.embedder_lock import EMBEDDER_LOCK_KEY, EmbedderLock
 from src.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -52,7 +59,9 @@ logger = logging.getLogger(__name__)
 NOTIFY_CHANNEL = "document_pending"
 MAX_RETRY_DELAY_S = 3600.0
 EMBED_SLICE = 256
-"""Chunks embedded between two lease renewals."""
+"""Chunks per embeddings request (the lease is renewed after each)."""
+BATCH_CHUNKS = 256
+"""Documents are claimed into one batch until their chunks reach this many."""
 
 Outcome = Literal["ready", "unchanged", "extracted", "retry", "failed", "lost"]
 
@@ -97,8 +106,16 @@ class NothingToIndexError(Exception):
     """The document has no text, or its file cannot be parsed: retrying cannot help."""
 
 
+@dataclass(frozen=True)
+class PreparedDocument:
+    """A claimed document cut into chunks, waiting for its embeddings."""
+
+    claim: ClaimedDocument
+    chunks: list[Chunk]
+
+
 class IngestionWorker:
-    """Claims pending documents and indexes them, one at a time per loop."""
+    """Claims pending documents and indexes them, several to one embedding batch."""
 
     def __init__(
         self,
@@ -107,12 +124,15 @@ class IngestionWorker:
         embeddings: Embeddings,
         embedding_model_name: str,
         settings: Settings,
+        lock_key: int = EMBEDDER_LOCK_KEY,
     ) -> None:
         self._database = database
         self._embeddings = embeddings
         self._model = embedding_model_name
         self._settings = settings
         self._parse_bounds = parse_bounds(settings)
+        url = libpq_url(database.engine.url.render_as_string(hide_password=False))
+        self.embedder_lock = EmbedderLock(url, key=lock_key)
         self._wakeup = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -127,25 +147,69 @@ class IngestionWorker:
         Returns:
             What happened, or None when no document was due.
         """
-        async with self._database.service_transaction() as session:
-            claim = await DocumentIndexGateway(session).claim_next(
-                lease_s=self._settings.worker_lease_s,
-                max_attempts=self._settings.worker_max_attempts,
-                only_ids=only_ids,
-            )
-        return None if claim is None else await self._index_claimed(claim)
+        claim = await self._claim(only_ids)
+        if claim is None:
+            return None
+        prepared = await self._prepare(claim)
+        if isinstance(prepared, IndexResult):
+            return prepared
+        [result] = await self._index_batch([prepared])
+        return result
+
+    async def run_batch(
+        self, *, only_ids: Sequence[int] | None = None
+    ) -> list[IndexResult]:
+        """Claim due documents up to ``BATCH_CHUNKS`` chunks and index them together.
+
+        Their chunks are embedded in the same requests (several small documents
+        fill one); each document's chunks are then written in a transaction of
+        its own, so a document that fails does not fail the others.
+
+        Args:
+            only_ids: Consider only these documents.
+
+        Returns:
+            What happened to each claimed document (empty when none was due).
+        """
+        results: list[IndexResult] = []
+        batch: list[PreparedDocument] = []
+        claims: list[ClaimedDocument] = []  # renewed while the batch fills
+        try:
+            async with self._heartbeat(claims):
+                while sum(len(p.chunks) for p in batch) < BATCH_CHUNKS:
+                    claim = await self._claim(only_ids)
+                    if claim is None:
+                        break
+                    prepared = await self._prepare(claim)
+                    if isinstance(prepared, IndexResult):
+                        results.append(prepared)
+                    else:
+                        batch.append(prepared)
+                        claims.append(claim)
+        except asyncio.CancelledError:
+            await self._release(claims)
+            raise
+        return results + await self._index_batch(batch)
 
     async def drain(
         self, *, only_ids: Sequence[int] | None = None
     ) -> list[IndexResult]:
         """Index due documents until none is left; the results in order."""
         results: list[IndexResult] = []
-        while (result := await self.run_once(only_ids=only_ids)) is not None:
-            results.append(result)
+        while batch := await self.run_batch(only_ids=only_ids):
+            results.extend(batch)
         return results
 
     async def run_round(self) -> list[IndexResult]:
-        """Index every due document, then refresh the text statistics."""
+        """Index every due document, then refresh the text statistics.
+
+        Only while this process holds the embedder lock (:mod:`src.infra.
+        embedder_lock`): when another process embeds, the round is skipped and
+        its documents are left to it.
+        """
+        if not await self.embedder_lock.try_acquire():
+            logger.debug("another process holds the embedder lock")
+            return []
         results = await self.drain()
         await self.refresh_text_statistics()
         return results
@@ -175,33 +239,45 @@ class IngestionWorker:
         )
 
     async def stop(self) -> None:
-        """Stop every task; a document being indexed is released at once."""
+        """Stop every task; documents being indexed are released at once."""
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
+        await self.embedder_lock.release()
         logger.info("ingestion worker stopped")
 
     def wake(self) -> None:
         """Look for work now instead of at the next poll."""
         self._wakeup.set()
 
-    async def _index_claimed(self, claim: ClaimedDocument) -> IndexResult:
-        """Index a claimed document; every way out leaves the row consistent."""
-        try:
-            async with self._heartbeat(claim):
-                return await self._index(claim)
-        except asyncio.CancelledError:
-            await self._release(claim)
-            raise
-        except ClaimLostError:
-            return IndexResult(claim.id, "lost")
-        except NothingToIndexError as exc:
-            return await self._record_failure(claim, exc, permanent=True)
-        except Exception as exc:  # noqa: BLE001 - any failure is recorded and retried
-            return await self._record_failure(claim, exc, permanent=False)
+    async def _claim(self, only_ids: Sequence[int] | None) -> ClaimedDocument | None:
+        async with self._database.service_transaction() as session:
+            return await DocumentIndexGateway(session).claim_next(
+                lease_s=self._settings.worker_lease_s,
+                max_attempts=self._settings.worker_max_attempts,
+                only_ids=only_ids,
+            )
 
-    async def _index(self, claim: ClaimedDocument) -> IndexResult:
+    async def _prepare(
+        self, claim: ClaimedDocument
+    ) -> "IndexResult | PreparedDocument":
+        """Chunk a claimed document, or finish it if it needs no embedding.
+
+        Every way out of a finished one leaves the row consistent.
+        """
+        try:
+            async with self._heartbeat([claim]):
+                return await self._chunk_or_finish(claim)
+        except asyncio.CancelledError:
+            await self._release([claim])
+            raise
+        except Exception as exc:  # noqa: BLE001 - any failure is recorded
+            return await self._settle(claim, exc)
+
+    async def _chunk_or_finish(
+        self, claim: ClaimedDocument
+    ) -> "IndexResult | PreparedDocument":
         if claim.original is not None:
             return await self._extract(claim, claim.original)
         if claim.is_indexed_with(self._model):
@@ -215,20 +291,66 @@ class IngestionWorker:
             claim.content,
             chunk_size=self._settings.chunk_size,
             chunk_overlap=self._settings.chunk_overlap,
+            pages=claim.pages,
         )
         if not chunks:
             raise NothingToIndexError("the document has no text to index")
-        embedded, computed = await self._embed(claim, chunks)
-        async with self._database.service_transaction() as session:
-            replaced = await DocumentIndexGateway(session).replace_chunks(
-                claim,
-                embedded,
-                model=self._model,
-                ts_config=self._settings.text_search_config,
-            )
+        return PreparedDocument(claim, chunks)
+
+    async def _index_batch(self, batch: list[PreparedDocument]) -> list[IndexResult]:
+        """Embed the documents' chunks together, then write each document alone.
+
+        When embedding the batch fails, each document is tried alone, so only
+        the one that cannot be embedded fails.
+        """
+        if not batch:
+            return []
+        claims = [p.claim for p in batch]
+        try:
+            async with self._heartbeat(claims):
+                return await self._embed_and_write(batch)
+        except asyncio.CancelledError:
+            await self._release(claims)
+            raise
+        except Exception as exc:  # noqa: BLE001 - any failure is recorded and retried
+            return [await self._settle(batch[0].claim, exc)]
+
+    async def _embed_and_write(
+        self, batch: list[PreparedDocument]
+    ) -> list[IndexResult]:
+        try:
+            embedded = await self._embed(batch)
+        except Exception:
+            if len(batch) == 1:
+                raise
+            return [r for p in batch for r in await self._index_batch([p])]
+        return [await self._write(p, *embedded[p.claim.id]) for p in batch]
+
+    async def _write(
+        self, prepared: PreparedDocument, chunks: list[EmbeddedChunk], computed: int
+    ) -> IndexResult:
+        """Swap one document's chunks in; a failure is that document's alone."""
+        claim = prepared.claim
+        try:
+            async with self._database.service_transaction() as session:
+                replaced = await DocumentIndexGateway(session).replace_chunks(
+                    claim,
+                    chunks,
+                    model=self._model,
+                    ts_config=self._settings.text_search_config,
+                )
+        except Exception as exc:  # noqa: BLE001 - any failure is recorded and retried
+            return await self._settle(claim, exc)
         if not replaced:
-            raise ClaimLostError
-        return IndexResult(claim.id, "ready", len(embedded), computed)
+            return IndexResult(claim.id, "lost")
+        return IndexResult(claim.id, "ready", len(chunks), computed)
+
+    async def _settle(self, claim: ClaimedDocument, exc: Exception) -> IndexResult:
+        """The result of a claim that ended in ``exc``, recorded on its row."""
+        if isinstance(exc, ClaimLostError):
+            return IndexResult(claim.id, "lost")
+        permanent = isinstance(exc, NothingToIndexError)
+        return await self._record_failure(claim, exc, permanent=permanent)
 
     async def _extract(self, claim: ClaimedDocument, original: bytes) -> IndexResult:
         """Parse the uploaded file (bounded), store its text and queue it again.
@@ -259,9 +381,9 @@ class IngestionWorker:
         return IndexResult(claim.id, "extracted")
 
     @contextlib.asynccontextmanager
-    async def _heartbeat(self, claim: ClaimedDocument) -> AsyncIterator[None]:
-        """Renew the claim every third of the lease while the block runs."""
-        task = asyncio.create_task(self._keep_renewing(claim), name="ingest-lease")
+    async def _heartbeat(self, claims: list[ClaimedDocument]) -> AsyncIterator[None]:
+        """Renew the claims every third of the lease while the block runs."""
+        task = asyncio.create_task(self._keep_renewing(claims), name="ingest-lease")
         try:
             yield
         finally:
@@ -269,45 +391,72 @@ class IngestionWorker:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
-    async def _keep_renewing(self, claim: ClaimedDocument) -> None:
+    async def _keep_renewing(self, claims: list[ClaimedDocument]) -> None:
+        """Renew ``claims`` (a list the caller may still add to) periodically.
+
+        A claim lost meanwhile is simply not renewed: every later write is
+        fenced, so its writer finds out.
+        """
         while True:
             await asyncio.sleep(self._settings.worker_lease_s / 3)
             try:
-                await self._renew(claim)
-            except ClaimLostError:
-                return  # every later write is fenced: it will find out
+                if claims:
+                    await self._renew(claims)
             except Exception:  # the database may be back before the lease ends
-                logger.warning("could not renew document %s", claim.id, exc_info=True)
+                logger.warning(
+                    "could not renew %s documents", len(claims), exc_info=True
+                )
 
     async def _embed(
-        self, claim: ClaimedDocument, chunks: list[Chunk]
-    ) -> tuple[list[EmbeddedChunk], int]:
-        """Embed the chunks, reusing vectors of identical chunks already stored."""
+        self, batch: list[PreparedDocument]
+    ) -> dict[int, tuple[list[EmbeddedChunk], int]]:
+        """Embed the batch's chunks, reusing vectors of identical chunks stored.
+
+        Returns:
+            Per document id: its embedded chunks, and how many were computed.
+        """
         async with self._database.service_transaction() as session:
-            known = await DocumentIndexGateway(session).reusable_embeddings(
-                claim, model=self._model
-            )
-        missing = [c for c in chunks if (c.heading_path, c.content) not in known]
+            gateway = DocumentIndexGateway(session)
+            known = {
+                p.claim.id: await gateway.reusable_embeddings(
+                    p.claim, model=self._model
+                )
+                for p in batch
+            }
+        missing = [
+            (p.claim.id, c)
+            for p in batch
+            for c in p.chunks
+            if (c.heading_path, c.content) not in known[p.claim.id]
+        ]
         for start in range(0, len(missing), EMBED_SLICE):
             part = missing[start : start + EMBED_SLICE]
             vectors = await self._embeddings.aembed_documents(
-                [embedding_text(c) for c in part]
+                [embedding_text(c) for _, c in part]
             )
-            for chunk, vector in zip(part, vectors, strict=True):
-                known[(chunk.heading_path, chunk.content)] = vector_literal(vector)
-            await self._renew(claim)
-        embedded = [
-            EmbeddedChunk(c, known[(c.heading_path, c.content)]) for c in chunks
-        ]
-        return embedded, len(missing)
+            for (document_id, chunk), vector in zip(part, vectors, strict=True):
+                known[document_id][(chunk.heading_path, chunk.content)] = (
+                    vector_literal(vector)
+                )
+            await self._renew([p.claim for p in batch])
+        computed = Counter(document_id for document_id, _ in missing)
+        return {
+            p.claim.id: (
+                [
+                    EmbeddedChunk(c, known[p.claim.id][(c.heading_path, c.content)])
+                    for c in p.chunks
+                ],
+                computed[p.claim.id],
+            )
+            for p in batch
+        }
 
-    async def _renew(self, claim: ClaimedDocument) -> None:
+    async def _renew(self, claims: list[ClaimedDocument]) -> set[int]:
+        """Renew the claims in one statement; the ids still held."""
         async with self._database.service_transaction() as session:
-            held = await DocumentIndexGateway(session).renew_claim(
-                claim, lease_s=self._settings.worker_lease_s
+            return await DocumentIndexGateway(session).renew_claims(
+                claims, lease_s=self._settings.worker_lease_s
             )
-        if not held:
-            raise ClaimLostError
 
     async def _record_failure(
         self, claim: ClaimedDocument, exc: Exception, *, permanent: bool
@@ -334,12 +483,14 @@ class IngestionWorker:
             claim.id, "failed" if status == "failed" else "retry", error=error
         )
 
-    async def _release(self, claim: ClaimedDocument) -> None:
+    async def _release(self, claims: list[ClaimedDocument]) -> None:
         try:
             async with self._database.service_transaction() as session:
-                await DocumentIndexGateway(session).release_claim(claim)
+                gateway = DocumentIndexGateway(session)
+                for claim in claims:
+                    await gateway.release_claim(claim)
         except Exception:  # the lease runs out instead; nothing is half-written
-            logger.warning("could not release document %s", claim.id, exc_info=True)
+            logger.warning("could not release %s documents", len(claims), exc_info=True)
 
     async def _loop(self) -> None:
         while True:

@@ -5,32 +5,49 @@ import zlib
 
 def make_pdf(lines: list[str], *, title: str | None = None) -> bytes:
     """A valid one-page PDF showing ``lines`` in Helvetica (xref offsets exact)."""
-    text_ops = " ".join(
-        f"({line.replace('(', '[').replace(')', ']')}) Tj T*" for line in lines
-    )
-    stream = f"BT /F1 12 Tf 14 TL 72 720 Td {text_ops} ET".encode()
-    info = f"<< /Title ({title}) >>".encode() if title else b"<< >>"
+    return make_paged_pdf([lines], title=title)
+
+
+def make_paged_pdf(pages: list[list[str]], *, title: str | None = None) -> bytes:
+    """A valid PDF with one page per item of ``pages``, each showing its lines."""
+    count = len(pages)
+    font = 3 + count  # objects: catalog, page tree, the pages, font, contents, info
+    kids = " ".join(f"{3 + n} 0 R" for n in range(count))
     objects = [
         b"<< /Type /Catalog /Pages 2 0 R >>",
-        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
-        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] "
-        b"/Resources << /Font << /F1 4 0 R >> >> /Contents 5 0 R >>",
-        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
-        b"<< /Length %d >>\nstream\n" % len(stream) + stream + b"\nendstream",
-        info,
+        f"<< /Type /Pages /Kids [{kids}] /Count {count} >>".encode(),
     ]
+    objects += [
+        f"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] "
+        f"/Resources << /Font << /F1 {font} 0 R >> >> "
+        f"/Contents {font + 1 + n} 0 R >>".encode()
+        for n in range(count)
+    ]
+    objects.append(b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>")
+    for lines in pages:
+        text_ops = " ".join(
+            f"({line.replace('(', '[').replace(')', ']')}) Tj T*" for line in lines
+        )
+        stream = f"BT /F1 12 Tf 14 TL 72 720 Td {text_ops} ET".encode()
+        objects.append(
+            b"<< /Length %d >>\nstream\n" % len(stream) + stream + b"\nendstream"
+        )
+    objects.append(f"<< /Title ({title}) >>".encode() if title else b"<< >>")
     out = bytearray(b"%PDF-1.4\n")
     offsets = []
     for number, body in enumerate(objects, start=1):
         offsets.append(len(out))
         out += b"%d 0 obj\n" % number + body + b"\nendobj\n"
     xref_at = len(out)
-    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    size = len(objects) + 1
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % size
     out += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
-    out += (
-        b"trailer\n<< /Size %d /Root 1 0 R /Info 6 0 R >>\nstartxref\n%d\n%%%%EOF\n"
-        % (len(objects) + 1, xref_at)
+    out += b"trailer\n<< /Size %d /Root 1 0 R /Info %d 0 R >>\nstartxref\n%d\n" % (
+        size,
+        len(objects),
+        xref_at,
     )
+    out += b"%%EOF\n"
     return bytes(out)
 
 

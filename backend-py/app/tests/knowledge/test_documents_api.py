@@ -316,7 +316,11 @@ async def test_a_pdf_or_html_file_is_parsed_by_the_worker_not_the_request(
         "Solar panels convert sunlight.",
     )
     assert row.original is None  # the file goes once its text is stored
-    assert row.metadata == {"page_count": 1}
+    assert row.metadata["page_count"] == 1
+    assert row.metadata["page_spans"] == {
+        "content_sha256": hashlib.sha256(row.content.encode()).hexdigest(),
+        "spans": [[1, 0, len(row.content)]],
+    }
     assert (row.status, row.attempts) == ("ready", 1)
 
 
@@ -438,7 +442,13 @@ async def test_search_hits_have_citation_fields(
         "snippet",
         "content",
         "score",
+        "pages",
+        "span",
     }
+    content = "# Handbook\n\n## Leave\n\nEmployees get 25 days of paid leave."
+    span = hit["span"]
+    assert content[span["start"] : span["end"]] == hit["content"]
+    assert hit["pages"] is None  # not a PDF
 
 
 async def test_other_users_token_sees_its_own_list(

@@ -1,7 +1,8 @@
 """Where each chunk lies: character span, heading path, PDF pages."""
 
-from src.domain.service.chunking import PageSpan, chunk_text, locate, pages_of
+from src.domain.service.chunking import chunk_text, locate, pages_of
 from src.domain.service.document_parsing import join_pages, parse_document
+from src.domain.service.pages import PageSpan
 from tests.knowledge.samples import HTML, MARKDOWN, make_pdf
 
 

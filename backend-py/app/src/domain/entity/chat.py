@@ -62,14 +62,36 @@ AIRepliesSetting = Annotated[
 ]
 
 
+class PageRange(BaseModel):
+    """The PDF pages a passage covers (``first == last`` for one page)."""
+
+    first: int
+    last: int
+
+
+class TextSpan(BaseModel):
+    """Character offsets of a passage in its document's text (``content``)."""
+
+    start: int
+    end: int
+
+
 class Source(BaseModel):
-    """A retrieved chunk an answer is based on (cited as [n], n = position + 1)."""
+    """A retrieved chunk an answer is based on (cited as [n], n = position + 1).
+
+    ``pages``, ``heading_path`` and ``span`` say where the passage is: the PDF
+    pages it covers, the headings above it (Markdown, HTML) and its characters
+    in the document's text, ``content[start:end]``, which the snippet opens.
+    """
 
     document_id: int
     chunk_id: int
     title: str
     snippet: str
     score: float
+    heading_path: str = ""
+    pages: PageRange | None = None
+    span: TextSpan | None = None
 
     @classmethod
     def from_chunk(cls, chunk: RetrievedChunk) -> "Source":
@@ -80,7 +102,20 @@ class Source(BaseModel):
             title=chunk.title,
             snippet=chunk.snippet(),
             score=round(chunk.score, 6),
+            heading_path=chunk.heading_path,
+            pages=page_range(chunk.pages),
+            span=text_span(chunk.span),
         )
+
+
+def page_range(pages: tuple[int, int] | None) -> PageRange | None:
+    """``(first, last)`` as the API shows it."""
+    return None if pages is None else PageRange(first=pages[0], last=pages[1])
+
+
+def text_span(span: tuple[int, int] | None) -> TextSpan | None:
+    """``(start, end)`` as the API shows it."""
+    return None if span is None else TextSpan(start=span[0], end=span[1])
 
 
 class ChatResponse(BaseModel):

@@ -6,6 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from src.domain.entity.chat import PageRange, TextSpan
 from src.domain.entity.request import RequestModel, RowId
 
 DocumentStatus = Literal["pending", "processing", "ready", "failed"]
@@ -77,7 +78,11 @@ class SearchRequest(RequestModel):
 
 
 class SearchHit(BaseModel):
-    """One chunk found, with what a citation shows."""
+    """One chunk found, with what a citation shows.
+
+    ``pages`` (a PDF's) and ``span`` (``content``'s characters in the
+    document's text) say where the chunk lies; null when unknown.
+    """
 
     chunk_id: int
     document_id: int
@@ -86,6 +91,8 @@ class SearchHit(BaseModel):
     snippet: str
     content: str
     score: float
+    pages: PageRange | None = None
+    span: TextSpan | None = None
 
 
 class SearchResponse(BaseModel):

@@ -17,6 +17,9 @@ class RetrievedChunk:
         content: The chunk's text.
         heading_path: Where the chunk sits in its document ("Install > Linux").
         score: The fused relevance score (higher is better).
+        span: ``(start, end)`` character offsets of the chunk in the document's
+            text; None when unknown (chunks indexed before spans were kept).
+        pages: ``(first, last)`` PDF pages the chunk covers; None without pages.
     """
 
     chunk_id: int
@@ -25,6 +28,8 @@ class RetrievedChunk:
     content: str
     heading_path: str
     score: float
+    span: tuple[int, int] | None = None
+    pages: tuple[int, int] | None = None
 
     def snippet(self, length: int = 240) -> str:
         """The start of the chunk, whitespace collapsed, cut at a word boundary."""

@@ -298,6 +298,8 @@ class UserChats(SQLModel, table=True):
 class DocumentChunks(SQLModel, table=True):
     __tablename__ = 'document_chunks'
     __table_args__ = (
+        CheckConstraint('(char_start IS NULL) = (char_end IS NULL) AND char_start <= char_end', name='document_chunks_span_check'),
+        CheckConstraint('(page_start IS NULL) = (page_end IS NULL) AND page_start <= page_end', name='document_chunks_pages_check'),
         ForeignKeyConstraint(['document_id'], ['documents.id'], ondelete='CASCADE', name='document_chunks_document_id_fkey'),
         PrimaryKeyConstraint('id', name='document_chunks_pkey'),
         UniqueConstraint('document_id', 'chunk_index', name='document_chunks_document_id_chunk_index_key'),
@@ -321,5 +323,9 @@ class DocumentChunks(SQLModel, table=True):
     fts: object = Field(sa_column=Column('fts', TSVECTOR, nullable=False, comment='tsvector of content in the ts_config configuration, for keyword / hybrid search; kept by the document_chunks_set_fts trigger.'))
     metadata_: object = Field(sa_column=Column('metadata', JSONB, nullable=False, server_default=text("'{}'::jsonb")))
     created_at: datetime.datetime = Field(sa_column=Column('created_at', DateTime(True), nullable=False, server_default=text('now()')))
+    char_start: Optional[int] = Field(default=None, sa_column=Column('char_start', Integer, comment="Offset (0-based, in characters) in documents.content of the chunk's first character; NULL when unknown."))
+    char_end: Optional[int] = Field(default=None, sa_column=Column('char_end', Integer, comment="Offset in documents.content just past the chunk's last character (content[char_start:char_end] holds the chunk's words); NULL when unknown."))
+    page_start: Optional[int] = Field(default=None, sa_column=Column('page_start', Integer, comment='First PDF page (from 1) the chunk covers; NULL for documents without pages.'))
+    page_end: Optional[int] = Field(default=None, sa_column=Column('page_end', Integer, comment='Last PDF page the chunk covers (equal to page_start for one page); NULL for documents without pages.'))
 
     document: 'Documents' = Relationship(back_populates='document_chunks')

@@ -21,27 +21,14 @@ from langchain_text_splitters import (
     RecursiveCharacterTextSplitter,
 )
 
+from src.domain.service.pages import PageSpan
+
 HEADING_LEVELS = [("#", "h1"), ("##", "h2"), ("###", "h3"), ("####", "h4")]
 HEADING_SEPARATOR = " > "
 # MarkdownHeaderTextSplitter joins the paragraphs of a section with this.
 _PARAGRAPH_JOIN = "  \n"
 _TOKEN = re.compile(r"\w+|[^\w\s]")
 _HEADING_ONLY = re.compile(r"^#{1,6} [^\n]*$")
-
-
-@dataclass(frozen=True)
-class PageSpan:
-    """Where one page's text lies in a document's extracted text.
-
-    Attributes:
-        number: The page number, from 1.
-        start: Offset of the page's first character.
-        end: Offset just past its last character.
-    """
-
-    number: int
-    start: int
-    end: int
 
 
 @dataclass(frozen=True)

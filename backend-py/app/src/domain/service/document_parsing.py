@@ -23,7 +23,7 @@ from pypdf import Configuration, PdfReader, apply_configuration, get_configurati
 from pypdf.errors import LimitReachedError, PdfReadError
 
 from src.domain.errors import UnprocessableError, UnsupportedMediaTypeError
-from src.domain.service.chunking import PageSpan
+from src.domain.service.pages import PageSpan, page_spans_metadata
 
 MIME_BY_EXTENSION = {
     ".txt": "text/plain",
@@ -222,7 +222,7 @@ def _read_pdf(data: bytes, fallback_title: str, limits: ParseLimits) -> ParsedDo
         title=_clip_title(title or "") or fallback_title,
         content=content,
         mime_type="application/pdf",
-        metadata={"page_count": len(pages)},
+        metadata={"page_count": len(pages)} | page_spans_metadata(content, spans),
         pages=spans,
     )
 

@@ -75,11 +75,16 @@ class MiniLMEmbeddings(Embeddings):
         return np.asarray(pooled / norms, dtype=np.float32)
 
     def embed_array(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
-        """Embed texts into a ``(len(texts), 384)`` float32 array."""
+        """Embed texts into a ``(len(texts), 384)`` float32 array, in their order.
+
+        The texts are batched by length (each batch is padded to its longest
+        text, so a short text batched with long ones costs as much as they do).
+        """
         out = np.empty((len(texts), DIMENSIONS), dtype=np.float32)
-        for start in range(0, len(texts), self._batch_size):
-            batch = texts[start : start + self._batch_size]
-            out[start : start + len(batch)] = self._encode(batch)
+        by_length = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        for start in range(0, len(by_length), self._batch_size):
+            batch = by_length[start : start + self._batch_size]
+            out[batch] = self._encode([texts[i] for i in batch])
         return out
 
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
