@@ -54,8 +54,8 @@ def full_text_query(query: str) -> str:
 
     Runs of dashes (``-----`` table rules, ``--option``) would become chains of
     NOT operators that can overflow Postgres' tsquery evaluation stack; a long
-    chat message is cut to its first words (an AND of 100 words matches
-    nothing anyway).
+    chat message is cut to its first words (the leg matches any of them, and
+    each word is one more term to look up and rank).
     """
     cleaned = _DASH_RUNS.sub(" ", query)
     return " ".join(cleaned.split()[:MAX_TEXT_QUERY_WORDS])
