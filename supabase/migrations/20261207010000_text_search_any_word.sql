@@ -5,9 +5,9 @@
 -- many times each item appears in a list") found a chunk only if the chunk
 -- held all of its words. A query typed without phrase or negation syntax now
 -- matches chunks holding any of its meaningful words (stop words are dropped
--- by the configuration), ranked so that chunks holding more of them, and more
--- of its rare ones, come first. A query with a "phrase" or a -word keeps
--- websearch_to_tsquery's meaning, as before.
+-- by the configuration), ranked with ts_rank over the OR of its words, so
+-- that chunks holding more of them come first. A query with a "phrase" or a
+-- -word keeps websearch_to_tsquery's meaning, as before.
 --
 -- The candidate bound stays: at most max_matches matching chunks are read.
 -- Which ones, for a query of any word:
@@ -120,7 +120,6 @@ declare
   index_any tsquery;
   by_table tsquery;
   rank_by tsquery;
-  rare_words tsquery;
   caller uuid := auth.uid();
   room_member boolean := filter_chat_room_id is not null
                          and private.is_room_member(filter_chat_room_id);
@@ -129,7 +128,6 @@ begin
     rank_by := typed;
   else
     rank_by := private.tsquery_of_lexemes(words, '|');
-    rare_words := private.tsquery_of_lexemes(rare, '|');
   end if;
   if plentiful then
     by_table := rank_by;
@@ -138,7 +136,7 @@ begin
   else
     index_all := private.tsquery_of_lexemes(rare, '&');
     if cardinality(rare) > 1 then
-      index_any := rare_words;
+      index_any := private.tsquery_of_lexemes(rare, '|');
     end if;
   end if;
 
@@ -175,9 +173,7 @@ begin
   )
   select m.id,
          row_number() over (
-           order by ts_rank(m.fts, rank_by)
-                    + coalesce(ts_rank(m.fts, rare_words), 0) desc,
-                    m.id
+           order by ts_rank(m.fts, rank_by) desc, m.id
          )
     from matches m
    order by 2
@@ -186,4 +182,4 @@ end
 $fn$;
 
 comment on function private.match_document_chunks_text(text, text, text, bigint, int, int) is
-  'Full-text search in the text_search_config configuration over ready documents the caller may read: shared ones, the caller''s private ones, and - only when filter_chat_room_id is given - that room''s documents if the caller is its member or the uploader. A query with a "phrase" or a -word is read as websearch_to_tsquery reads it; any other matches chunks holding any of its words. Reads at most max_matches matching chunks (by the GIN index, first those holding every rare word of the query; or the table in order when every word is common), ranks them with ts_rank (chunks with more of the words, and more of the rare ones, first) and returns the best match_count as (chunk_id, rank), rank 1 = best. The full-text leg of public.hybrid_search.';
+  'Full-text search in the text_search_config configuration over ready documents the caller may read: shared ones, the caller''s private ones, and - only when filter_chat_room_id is given - that room''s documents if the caller is its member or the uploader. A query with a "phrase" or a -word is read as websearch_to_tsquery reads it; any other matches chunks holding any of its words. Reads at most max_matches matching chunks (by the GIN index, first those holding every rare word of the query; or the table in order when every word is common), ranks them with ts_rank (chunks with more of the words first) and returns the best match_count as (chunk_id, rank), rank 1 = best. The full-text leg of public.hybrid_search.';
