@@ -291,6 +291,11 @@ async def index_corpus(
         settings=settings,
     )
     await index_documents(worker, database, summary)
+    # What a running server has after autovacuum's ANALYZE and the worker's
+    # next round: the common words that steer the full-text leg's scans.
+    async with database.service_transaction() as session:
+        await session.execute(text("analyze document_chunks"))
+    await worker.refresh_text_statistics()
     async with database.service_transaction() as session:
         chunks = (
             await session.execute(text("select count(*) from document_chunks"))

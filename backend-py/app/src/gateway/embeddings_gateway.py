@@ -7,9 +7,11 @@ given room's documents) embedded by the configured model. The vector leg walks
 the HNSW index with iterative scans (``hnsw.iterative_scan``, set for every
 connection by ``db_client.session_settings``), so filtering out other users'
 rows does not starve it of results. The full-text leg
-(``private.match_document_chunks_text``) reads at most
-``retrieval_text_scan_limit`` matches before ranking them with ``ts_rank``, so
-a query of common words stays about as cheap as a rare one. The two rankings
+(``private.match_document_chunks_text``) matches chunks holding any of the
+question's words (a ``"phrase"`` or a ``-word`` keeps ``websearch_to_tsquery``'s
+meaning) and reads at most ``retrieval_text_scan_limit`` matches before ranking
+them with ``ts_rank``, so a query of common words stays about as cheap as a
+rare one. The two rankings
 are merged with weighted reciprocal rank fusion:
 ``score = w_v / (rrf_k + rank_v) + w_t / (rrf_k + rank_t)``.
 
@@ -55,8 +57,8 @@ def full_text_query(query: str) -> str:
 
     Runs of dashes (``-----`` table rules, ``--option``) would become chains of
     NOT operators that can overflow Postgres' tsquery evaluation stack; a long
-    chat message is cut to its first words (an AND of 100 words matches
-    nothing anyway).
+    chat message is cut to its first words (the leg matches any of them, and
+    each word is one more term to look up and rank).
     """
     cleaned = _DASH_RUNS.sub(" ", query)
     return " ".join(cleaned.split()[:MAX_TEXT_QUERY_WORDS])

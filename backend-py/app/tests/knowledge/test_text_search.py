@@ -1,10 +1,13 @@
 """The full-text leg (``private.match_document_chunks_text``) as a signed-in user.
 
-A word found in every chunk stands for the common words of a large knowledge
-base: the function reads a bounded number of matches, by the GIN index or by
-the table, and ranks them. A query with a rare word reads the index; a query
-whose matches may be plentiful (every word common once ANALYZE has seen them,
-or an OR / NOT) reads the table in order. Both scans find the same rows.
+A question matches the chunks holding any of its words, those holding more of
+them first; a "phrase" or a -word keeps websearch_to_tsquery's meaning. A word
+found in every chunk stands for the common words of a large knowledge base:
+the function reads a bounded number of matches, by the GIN index or by the
+table, and ranks them. A query with a rare word reads the index (first the
+chunks holding all its rare words); a query whose matches may be plentiful
+(every word common once ANALYZE has seen them, or a negation) reads the table
+in order. For typed syntax both scans find the same rows.
 """
 
 import json
@@ -111,7 +114,47 @@ async def test_negation_and_phrase_queries_keep_their_meaning(
 
     assert sorted(without_sprocket) == sorted(set(ids) - {ids[1]})
     assert phrase == [ids[2]]
-    assert sorted(both_words) == [ids[2], ids[3]]
+    assert sorted(both_words[:2]) == [ids[2], ids[3]]  # both words: first
+    assert sorted(both_words) == sorted(ids)  # any word: every chunk
+
+
+async def test_a_question_finds_the_chunks_holding_any_of_its_words(
+    kb: Knowledge, user: uuid.UUID
+) -> None:
+    ids = await widget_chunks(kb)
+    await act_as(kb.connection, user)
+
+    partly = await text_search(kb, "Where does the gizmo spin?")
+    every_word = await text_search(kb, "gizmo spin", max_matches=1)
+
+    # No chunk holds both words; each holds one of them.
+    assert sorted(partly) == [ids[0], ids[2]]
+    assert len(every_word) == 1  # the bound still holds
+
+
+async def test_chunks_holding_more_of_the_words_rank_first(
+    kb: Knowledge, user: uuid.UUID
+) -> None:
+    ids = await widget_chunks(kb)
+    await act_as(kb.connection, user)
+
+    found = await text_search(kb, "which blue widget spins?")
+
+    assert found[:2] == [ids[2], ids[3]]  # three words, then two
+    assert sorted(found) == sorted(ids)  # then "widget" alone
+
+
+async def test_the_chunks_holding_every_rare_word_are_read_first(
+    kb: Knowledge, user: uuid.UUID
+) -> None:
+    ids = await widget_chunks(kb)
+    await act_as(kb.connection, user)
+
+    # Twenty chunks say "spare" and "number"; one of them also says "7".
+    found = await text_search(kb, "spare part number 7", max_matches=3)
+
+    assert len(found) == 3
+    assert found[0] == ids[4 + 7]
 
 
 async def test_the_plan_does_not_change_what_is_found(
@@ -219,8 +262,9 @@ async def test_only_queries_whose_matches_may_be_plentiful_read_the_table(
             "spare widget part",
             "widget sprocket",  # a rare word: the index finds few rows
             "gizmo",
-            "widget or sprocket",  # OR and NOT: plentiful whatever the words
-            "sprocket -widget",
+            "widget or sprocket",  # any word: "sprocket" is rare
+            "sprocket -widget",  # a negation: plentiful whatever the words
+            '"widget sprocket" or gizmo',  # an OR next to a phrase: plentiful
         )
     }
 
@@ -231,23 +275,44 @@ async def test_only_queries_whose_matches_may_be_plentiful_read_the_table(
         "spare widget part": "table",
         "widget sprocket": "index",
         "gizmo": "index",
-        "widget or sprocket": "table",
+        "widget or sprocket": "index",
         "sprocket -widget": "table",
+        '"widget sprocket" or gizmo': "table",
     }
 
 
-async def test_both_scans_find_the_same_rows(kb: Knowledge, user: uuid.UUID) -> None:
+async def test_a_question_of_common_words_reads_a_bounded_table_scan(
+    kb: Knowledge, user: uuid.UUID
+) -> None:
+    ids = await widget_chunks(kb)
+    await analyze_and_refresh(kb.connection)  # widget, blue, spare, ... common
+    scans = {q: await scan_of(kb.connection, q) for q in ("blue widget", "sprocket")}
+    await act_as(kb.connection, user)
+
+    bounded = await text_search(kb, "blue widget", max_matches=5)
+    rare = await text_search(kb, "the widget with a sprocket", max_matches=5)
+
+    assert scans == {"blue widget": "table", "sprocket": "index"}
+    assert len(bounded) == 5
+    assert set(bounded) <= set(ids)
+    # A rare word: only the chunks holding it are candidates.
+    assert rare == [ids[1]]
+
+
+async def test_both_scans_find_the_same_rows_for_typed_syntax(
+    kb: Knowledge, user: uuid.UUID
+) -> None:
     await widget_chunks(kb)
     queries = [
         "widget",
-        "widget part",
+        '"spare part"',
         "sprocket",
-        "widget sprocket",
+        '"widget and a sprocket"',
         "widget -blue",
         '"blue widget"',
-        "gizmo or sprocket",
-        "spare part 7",
-        "nothing matches this",
+        '"gizmo" or sprocket',
+        '"number 7"',
+        '"nothing matches this"',
         "the",  # only a stop word: an empty query
     ]
     # No common words yet: every AND query reads the index.
