@@ -92,6 +92,7 @@ NOT_RUN_HERE: dict[str, str] = {
     "make bench": BENCHMARK,
     "make bench-knowledge": BENCHMARK,
     "make bench-streaming": BENCHMARK,
+    "make bench-rooms": BENCHMARK,
     "make eval": BENCHMARK,
 }
 

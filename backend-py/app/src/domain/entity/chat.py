@@ -84,6 +84,9 @@ class Source(BaseModel):
     in the document's text, ``content[start:end]``, which the snippet opens.
     """
 
+    # Fields with a default are still sent: required in the response schema.
+    model_config = ConfigDict(json_schema_serialization_defaults_required=True)
+
     document_id: int
     chunk_id: int
     title: str

@@ -84,6 +84,9 @@ class SearchHit(BaseModel):
     document's text) say where the chunk lies; null when unknown.
     """
 
+    # Fields with a default are still sent: required in the response schema.
+    model_config = ConfigDict(json_schema_serialization_defaults_required=True)
+
     chunk_id: int
     document_id: int
     title: str
