@@ -88,6 +88,7 @@ async def test_stream_yields_deltas_then_the_whole_answer_with_usage(
     assert "".join(deltas) == fake_openai.reply
     assert final is not None
     assert final.text == fake_openai.reply
+    assert final.model == "gpt-4o"  # as the provider's chunks name it
     assert final.usage["output_tokens"] == 7
     assert final.usage["input_tokens"] > 0
     [request] = fake_openai.requests_to(CHAT)

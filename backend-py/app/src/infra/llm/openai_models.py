@@ -74,8 +74,9 @@ class OpenAIChatModels(ChatModels):
 
         Args:
             clients: The shared SDK clients.
-            settings: Default model, temperature, max tokens, allowed models
-                and the timeout (also applied between streamed chunks).
+            settings: Default model, temperature, max tokens and allowed models
+                (the clients' timeout bounds each read, also between streamed
+                chunks).
         """
         super().__init__(
             default_model=settings.openai_chat_model,
@@ -117,7 +118,9 @@ class OpenAIChatModels(ChatModels):
             timeout=settings.llm_timeout_s,
             max_retries=settings.llm_max_retries,
             stream_usage=True,
-            stream_chunk_timeout=settings.llm_timeout_s,
+            # The SDK client's timeout bounds every read of a stream, so a
+            # stalled stream fails without LangChain's timer on each chunk.
+            stream_chunk_timeout=None,
             client=self._clients.sync.chat.completions,
             async_client=self._clients.asynchronous.chat.completions,
             root_client=self._clients.sync,
