@@ -119,7 +119,7 @@ async def test_chat_models_are_built_once_per_options_on_shared_clients(
 
 def _pool(client: openai.AsyncOpenAI) -> Any:
     """The SDK client's connection pool (httpcore's, inside httpx)."""
-    return client._client._transport._pool  # type: ignore[attr-defined]  # noqa: SLF001
+    return client._client._transport._pool  # type: ignore[attr-defined]
 
 
 async def test_chat_and_embeddings_have_pools_of_their_own_kept_alive(
@@ -136,8 +136,8 @@ async def test_chat_and_embeddings_have_pools_of_their_own_kept_alive(
     assert (len(chat_pool.connections), len(embeddings_pool.connections)) == (1, 1)
     for pool in (chat_pool, embeddings_pool):
         # LLM_MAX_CONNECTIONS, not the SDK's 100 kept alive
-        assert pool._max_keepalive_connections == 1000  # noqa: SLF001
-        assert pool._max_connections == 1000  # noqa: SLF001
+        assert pool._max_keepalive_connections == 1000
+        assert pool._max_connections == 1000
 
 
 async def test_embeddings_ask_for_384_dimensions_without_tiktoken(

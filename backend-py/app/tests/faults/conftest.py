@@ -97,19 +97,20 @@ class FaultyOpenAI(FakeOpenAI):
         for marker, seconds in self.chat_delays.items():
             if marker in prompt:
                 await asyncio.sleep(seconds)
-        if self.drop_stream_after is not None and isinstance(
-            response, StreamingResponse
-        ):
+        if isinstance(response, StreamingResponse):
+            self._spoil(response)
+        return response
+
+    def _spoil(self, response: StreamingResponse) -> None:
+        """Drop or stall a streamed completion, as asked."""
+        if self.drop_stream_after is not None:
             response.body_iterator = _dropped_after(
                 response.body_iterator, self.drop_stream_after
             )
-        if self.stall_stream_after is not None and isinstance(
-            response, StreamingResponse
-        ):
+        if self.stall_stream_after is not None:
             response.body_iterator = _stalled_after(
                 response.body_iterator, self.stall_stream_after
             )
-        return response
 
     async def _embeddings(self, request: Request) -> Response:
         answered = len(self.requests_to("/v1/embeddings"))
