@@ -213,10 +213,17 @@ def create_peer_tables(conn: psycopg.Connection[tuple[object, ...]]) -> None:
 class Process:
     """A server in a subprocess of its own group, its stderr in a file."""
 
-    def __init__(self, name: str, command: list[str], env: dict[str, str]) -> None:
+    def __init__(
+        self,
+        name: str,
+        command: list[str],
+        env: dict[str, str],
+        keep_log: Path | None = None,
+    ) -> None:
         self.name = name
         self.command = command
         self.env = env
+        self.keep_log = keep_log
         self.port = int(env["PORT"])
         self.process: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115 - closed in stop
@@ -273,6 +280,9 @@ class Process:
             except subprocess.TimeoutExpired:
                 os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait()
+        if self.keep_log is not None:
+            self.keep_log.parent.mkdir(parents=True, exist_ok=True)
+            self.keep_log.write_text(self.log())
         self._log.close()
 
 
@@ -285,6 +295,13 @@ class Setup:
     conninfo: str
     model_url: str
     postmaster_pid: int
+
+    def log_path(self, app: str) -> Path | None:
+        """Where to keep a server's log (``--logs``), one file per server."""
+        if self.args.logs is None:
+            return None
+        stamp = datetime.now(UTC).strftime("%H%M%S%f")
+        return Path(self.args.logs) / f"{app}-{stamp}.log"
 
     def common_env(self, port: int) -> dict[str, str]:
         return {
@@ -311,7 +328,8 @@ def our_server(setup: Setup) -> Process:
         # Per-user rate limits would stop a closed loop; this measures cost.
         "RATE_LIMIT_CHAT_PER_MINUTE": "1000000",
     }
-    return Process("ours", [sys.executable, "-m", "src.cli.serve"], env)
+    command = [sys.executable, "-m", "src.cli.serve"]
+    return Process("ours", command, env, setup.log_path("ours"))
 
 
 def peer_server(setup: Setup) -> Process:
@@ -321,7 +339,7 @@ def peer_server(setup: Setup) -> Process:
     command += ["--factory", "--app-dir", str(BENCH_DIR), "--host", HOST]
     command += ["--port", str(port), "--workers", str(setup.args.workers)]
     command += ["--log-level", setup.args.log_level.lower()]
-    return Process("peer", command, env)
+    return Process("peer", command, env, setup.log_path("peer"))
 
 
 def model_server(args: argparse.Namespace) -> Process:
@@ -967,6 +985,7 @@ def parse_args() -> argparse.Namespace:
     )
     parser.add_argument("--label", default="", help="title of the results")
     parser.add_argument("--profile", type=Path, help="py-spy raw output (ours)")
+    parser.add_argument("--logs", type=Path, help="keep each server's log here")
     parser.add_argument(
         "--output", type=Path, default=BENCH_DIR / "results" / "streaming.md"
     )

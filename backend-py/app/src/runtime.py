@@ -17,6 +17,7 @@ from src.infra.ai_providers import AIProviders, open_ai_providers
 from src.infra.db_client import Database
 from src.infra.embedded_postgres import supervised
 from src.infra.room_events import RoomEventHub
+from src.infra.server_shutdown import on_server_shutdown
 from src.middleware.auth_middleware import TokenVerifier
 from src.settings import Settings
 from src.worker.ingestion_worker import ingestion_worker_running
@@ -62,6 +63,7 @@ async def runtime(
         # -- rooms for people (issue 20): one LISTEN connection, opened on use --
         app.state.room_events = RoomEventHub.for_database(database, settings)
         stack.push_async_callback(app.state.room_events.aclose)
+        stack.callback(on_server_shutdown(app.state.room_events.end_all))
         # -- knowledge (issue 8): ingestion worker --
         async with ingestion_worker_running(app, settings, database):
             yield

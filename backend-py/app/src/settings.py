@@ -50,7 +50,8 @@ class Settings(BaseSettings):
     # Client-side bound on any statement: a database that stops answering (a
     # frozen host, a network partition) cannot enforce its own timeout.
     db_command_timeout_s: float = Field(default=20.0, gt=0)
-    db_pool_timeout_s: float = Field(default=5.0, gt=0)
+    # The pool's wait is the process's admission queue: see example.env.
+    db_pool_timeout_s: float = Field(default=30.0, gt=0)
 
     # Supabase and auth
     supabase_url: str | None = None
@@ -85,6 +86,7 @@ class Settings(BaseSettings):
     llm_max_tokens: int = Field(default=1024, ge=1)
     llm_timeout_s: float = Field(default=60.0, gt=0)
     llm_max_retries: int = Field(default=2, ge=0)
+    llm_max_connections: int = Field(default=1000, ge=1)
 
     # LangSmith tracing
     langsmith_tracing: bool = False

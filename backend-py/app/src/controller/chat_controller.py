@@ -32,6 +32,7 @@ from src.controller.dependencies import (
     RateLimitsDep,
     SettingsDep,
 )
+from src.controller.sse import coalesced
 from src.domain.entity.chat import ChatRequest, ChatResponse
 from src.domain.entity.turn import ChatEvent, Turn
 from src.domain.errors import DomainError, ServiceUnavailableError
@@ -122,7 +123,9 @@ async def chat_stream(
     """
     turn = await use_case.ask(request)
     return ChatEventStream(
-        _sse(use_case, turn), media_type="text/event-stream", headers=SSE_HEADERS
+        coalesced(_sse(use_case, turn), closing=_shutdown_frame()),
+        media_type="text/event-stream",
+        headers=SSE_HEADERS,
     )
 
 
@@ -166,11 +169,13 @@ async def _sse(use_case: ChatUseCase, turn: Turn) -> AsyncIterator[str]:
                 {"code": "internal_error", "message": "An unexpected error occurred."},
             )
         )
-    except asyncio.CancelledError:
-        # The server's shutdown grace ran out (or the client left, and then
-        # nobody reads this): end with an error event rather than a cut. The
-        # request task itself stays cancelled; only this generator ends.
-        error = shutting_down()
-        yield format_sse(
-            ChatEvent("error", {"code": error.code, "message": error.message})
-        )
+
+
+def _shutdown_frame() -> str:
+    """The last event of a stream that the server ends (its grace ran out).
+
+    If the client left instead, nobody reads it.
+    """
+    error = shutting_down()
+    data = {"code": error.code, "message": error.message}
+    return format_sse(ChatEvent("error", data))

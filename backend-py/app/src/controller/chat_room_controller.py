@@ -195,8 +195,9 @@ Every event has an `id`; reconnect with `Last-Event-ID` to get the messages
 sent since (up to MAX_PAGE_SIZE) before live events. A comment line is sent
 once the stream is subscribed (nothing posted after it is missed), and after
 ROOM_EVENTS_KEEPALIVE_S of silence. The stream ends after `member.left`
-naming the caller. At most ROOM_EVENTS_MAX_STREAMS_PER_USER streams per user
-and API process (429 past it).
+naming the caller, and (after a comment) when the server shuts down:
+reconnect with `Last-Event-ID`. At most ROOM_EVENTS_MAX_STREAMS_PER_USER
+streams per user and API process (429 past it).
 """
 
 
@@ -227,8 +228,8 @@ async def room_events(
 
 async def _room_sse(events: AsyncIterator[RoomEvent]) -> AsyncIterator[str]:
     async for event in events:
-        if not event.event:
-            yield ": keep-alive\n\n"
+        if not event.event:  # a comment
+            yield f": {event.data.get('comment', 'keep-alive')}\n\n"
             continue
         data = json.dumps(event.data)
         yield f"id: {event.id}\nevent: {event.event}\ndata: {data}\n\n"

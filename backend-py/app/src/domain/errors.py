@@ -128,6 +128,16 @@ class ServiceUnavailableError(DomainError):
     code = "service_unavailable"
 
 
+class ServerBusyError(ServiceUnavailableError):
+    """The process is at capacity: no database connection freed up in time.
+
+    The database may well be idle: its connections are held by requests this
+    process is too busy to move on. Distinct from an unreachable database.
+    """
+
+    code = "server_busy"
+
+
 class LLMProviderError(DomainError):
     """The language-model or embedding provider failed."""
 

@@ -180,18 +180,18 @@ class LLMGateway:
         chunks = cast(
             AsyncGenerator[AIMessageChunk, None], chat.astream(list(messages))
         )
-        whole: AIMessageChunk | None = None
+        answer = _Answer()
         try:
             # aclosing: a client that goes away closes the provider's stream now.
             async with aclosing(chunks):
                 async for chunk in chunks:
-                    whole = chunk if whole is None else whole + chunk
-                    if text := str(chunk.text):
+                    if text := answer.add(chunk):
                         yield StreamEvent(delta=text)
         except PROVIDER_ERRORS as exc:
             raise provider_error(exc) from exc
-        final = whole if whole is not None else AIMessageChunk(content="")
-        yield StreamEvent(generation=_generation(messages, final, chat, started))
+        yield StreamEvent(
+            generation=_generation(messages, answer.message(), chat, started)
+        )
 
     @property
     def rewrites_questions(self) -> bool:
@@ -245,6 +245,38 @@ class LLMGateway:
         check_model_allowed(model, self._chat_models.allowed_models)
         return self._chat_models.get(
             model=model, temperature=temperature, max_tokens=max_tokens
+        )
+
+
+class _Answer:
+    """A streamed answer put together once, not chunk by chunk.
+
+    Adding ``AIMessageChunk`` s builds a new message per token; this keeps the
+    text deltas in a list and adds up only the few chunks that carry the
+    model's name or the token usage (the provider's last ones).
+    """
+
+    def __init__(self) -> None:
+        self._texts: list[str] = []
+        self._metadata: AIMessageChunk | None = None
+
+    def add(self, chunk: AIMessageChunk) -> str:
+        """Take a chunk; return its text (empty when it carries none)."""
+        text = str(chunk.text)
+        if text:
+            self._texts.append(text)
+        if chunk.usage_metadata is not None or "model_name" in chunk.response_metadata:
+            meta = self._metadata
+            self._metadata = chunk if meta is None else meta + chunk
+        return text
+
+    def message(self) -> AIMessage:
+        """The whole answer, with the model's name and usage when sent."""
+        meta = self._metadata
+        return AIMessage(
+            content="".join(self._texts),
+            usage_metadata=meta.usage_metadata if meta is not None else None,
+            response_metadata=meta.response_metadata if meta is not None else {},
         )
 
 

@@ -35,7 +35,7 @@ class AIProviders:
         chat: Hands out the chat model for a persona (use it through
             ``LLMGateway``).
         tracing: LangSmith tracing of chat turns (a no-op when off).
-        openai_clients: The SDK clients chat and embeddings share, when the
+        openai_clients: The SDK clients of chat and embeddings, when the
             OpenAI provider is active; closed with the providers.
     """
 

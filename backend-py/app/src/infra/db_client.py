@@ -18,8 +18,8 @@ import asyncio
 import json
 import logging
 import struct
-from collections.abc import AsyncIterator, Mapping, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
@@ -27,6 +27,7 @@ from urllib.parse import parse_qsl, urlencode
 import asyncpg
 from pgvector.utils import Vector
 from sqlalchemy import event, text
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -34,6 +35,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from src.domain.errors import ServerBusyError
 from src.infra.embedded_postgres import EmbeddedServer, start_embedded_postgres
 from src.infra.migrations import (
     apply_compat_layer,
@@ -56,6 +58,27 @@ DEAD_CONNECTION_ERRORS = (
     OSError,
 )
 """What asyncpg raises on a connection the server has closed."""
+
+
+RETRY_AFTER_BUSY_S = 2
+"""What a ``server_busy`` answer tells the client to wait."""
+
+
+@contextmanager
+def _busy_when_no_connection_frees_up() -> Iterator[None]:
+    """A pool checkout that waited ``DB_POOL_TIMEOUT_S`` in vain: server busy.
+
+    The pool's connections are all held, by requests of this process; when
+    the process is saturated they are held while it gets round to them, not
+    while the database works. Connecting failures stay "database unavailable".
+    """
+    try:
+        yield
+    except PoolTimeoutError as exc:
+        raise ServerBusyError(
+            "The server is at capacity; retry in a moment.",
+            headers={"Retry-After": str(RETRY_AFTER_BUSY_S)},
+        ) from exc
 
 
 def sql_literal(text: str) -> str:
@@ -178,7 +201,8 @@ class Database:
         autocommit mode; the block's statements run inside that transaction.
         """
         script = _BEGIN_AS_USER.format(claims=sql_literal(json.dumps(claims)))
-        session, driver = await self._begin(script)
+        with _busy_when_no_connection_frees_up():
+            session, driver = await self._begin(script)
         try:
             yield session
             await session.flush()
@@ -217,8 +241,9 @@ class Database:
     @asynccontextmanager
     async def service_transaction(self) -> AsyncIterator[AsyncSession]:
         """A transaction as the connecting role: bypasses row-level security."""
-        async with self.sessionmaker() as session, session.begin():
-            yield session
+        with _busy_when_no_connection_frees_up():
+            async with self.sessionmaker() as session, session.begin():
+                yield session
 
     @asynccontextmanager
     async def service_statement(self) -> AsyncIterator[AsyncSession]:
@@ -229,8 +254,9 @@ class Database:
         transaction costs three: for a write that needs no transaction around
         it (taking a rate-limit token).
         """
-        async with self.autocommit_sessionmaker() as session:
-            yield session
+        with _busy_when_no_connection_frees_up():
+            async with self.autocommit_sessionmaker() as session:
+                yield session
 
     async def ping(self) -> None:
         """Run ``select 1``; raises when the database cannot be reached."""

@@ -5,6 +5,10 @@ httptools keeps every header in memory and has no limit of its own (h11's
 of a request's head while they arrive and answers 431 as soon as they pass
 ``MAX_HEADER_BYTES``, before the app runs. The body-limit middleware checks the
 same bound again for servers that do not use this protocol.
+
+It also tells the app when the server starts shutting down
+(:func:`~src.infra.server_shutdown.server_shutting_down`), so that streams
+that never end by themselves end then, not when the grace period runs out.
 """
 
 import asyncio
@@ -12,6 +16,7 @@ import json
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from src.infra.server_shutdown import server_shutting_down
 from src.settings import get_settings
 
 _STATUS_LINE = b"HTTP/1.1 431 Request Header Fields Too Large\r\n"
@@ -70,3 +75,8 @@ class BoundedHeadersProtocol(HttpToolsProtocol):
             self._in_head = False
             self.transport.write(headers_too_large_response(self._limit))
             self.transport.close()
+
+    def shutdown(self) -> None:
+        """The server shuts down: the app ends its endless streams, then uvicorn's."""
+        server_shutting_down()
+        super().shutdown()

@@ -10,7 +10,9 @@ this process; it also sends this process's ``answer.*`` notifications.
 
 When the listening connection is lost, every open subscription ends (its
 stream closes, and the client reconnects with ``Last-Event-ID``, which replays
-the messages it missed); the next subscription connects again.
+the messages it missed); the next subscription connects again. So does every
+subscription when the server starts shutting down (:meth:`RoomEventHub.end_all`):
+the client reconnects to another replica, or to this one once restarted.
 """
 
 import asyncio
@@ -36,7 +38,8 @@ MAX_PAYLOAD_BYTES = 7900
 """NOTIFY payloads are limited to 8000 bytes."""
 
 CLOSED: dict[str, Any] = {"k": "closed"}
-"""Put in a subscription's queue when the hub loses its connection."""
+"""Put in a subscription's queue when the hub loses its connection, or the
+server shuts down."""
 
 
 @dataclass(eq=False)
@@ -120,6 +123,13 @@ class RoomEventHub:
             await connection.execute(
                 "select pg_catalog.pg_notify($1, $2)", CHANNEL, text
             )
+
+    def end_all(self) -> None:
+        """End every open subscription (the server is shutting down).
+
+        The connection stays open for the answers still being written.
+        """
+        self._close_all()
 
     def open_streams(self) -> int:
         """How many streams are subscribed in this process."""

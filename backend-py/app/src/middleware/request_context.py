@@ -38,48 +38,56 @@ class RequestContextMiddleware:
         request_id = request_id or uuid.uuid4().hex
         token = request_id_var.set(request_id)
         started = time.perf_counter()
-        status = 500
-
-        async def send_with_id(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-                headers = list(message.get("headers", []))
-                headers.append((b"x-request-id", request_id.encode()))
-                message["headers"] = headers
-            await send(message)
-
+        response = _ResponseSend(send, request_id)
         try:
-            await self._run(scope, receive, send_with_id)
+            await self._run(scope, receive, response)
         finally:
             logger.info(
                 "%s %s %s",
                 scope["method"],
                 scope["path"],
-                status,
+                response.status,
                 extra={
-                    "status": status,
+                    "status": response.status,
                     "duration_ms": round((time.perf_counter() - started) * 1000, 2),
                 },
             )
             request_id_var.reset(token)
 
-    async def _run(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _run(self, scope: Scope, receive: Receive, send: "_ResponseSend") -> None:
         """Run the app; an exception before the response started is a 500."""
-        started = False
-
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
         try:
-            await self.app(scope, receive, tracking_send)
+            await self.app(scope, receive, send)
         except Exception as exc:
-            if started:
+            if send.started:
                 raise
             response = await handle_unexpected_error(Request(scope), exc)
             await response(scope, receive, send)
+
+
+class _ResponseSend:
+    """The one ``send`` wrapper of a request (a body chunk passes one layer).
+
+    Adds the request id to the response's headers and notes its status.
+    """
+
+    __slots__ = ("request_id", "send", "started", "status")
+
+    def __init__(self, send: Send, request_id: str) -> None:
+        self.send = send
+        self.request_id = request_id
+        self.started = False
+        self.status = 500
+
+    async def __call__(self, message: Message) -> None:
+        """Send ``message``; the response's start gets the id header."""
+        if not self.started and message["type"] == "http.response.start":
+            self.started = True
+            self.status = message["status"]
+            headers = list(message.get("headers", []))
+            headers.append((b"x-request-id", self.request_id.encode()))
+            message["headers"] = headers
+        await self.send(message)
 
 
 def _header(scope: Scope, name: bytes) -> str | None:

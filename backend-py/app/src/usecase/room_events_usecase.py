@@ -15,8 +15,9 @@ first gets the messages after the one that id names (at most
 
 The stream ends after a ``member.left`` naming the member themself (removed,
 left, or the room deleted): they receive nothing more of the room. It also
-ends, with no event, when this replica loses its connection to the database;
-the client reconnects with ``Last-Event-ID``.
+ends, with a last comment and no event, when this replica loses its
+connection to the database or starts shutting down; the client reconnects
+with ``Last-Event-ID``.
 """
 
 import asyncio
@@ -47,6 +48,8 @@ class RoomEvent:
 
 
 KEEP_ALIVE = RoomEvent("", {}, "")
+RECONNECT = RoomEvent("", {"comment": "reconnect with Last-Event-ID"}, "")
+"""The last of a stream that this replica ends (a comment, like keep-alives)."""
 
 
 @dataclass
@@ -149,6 +152,7 @@ class RoomEventsUseCase:
         while True:
             note = await _next(subscription, keepalive_s)
             if note is CLOSED:
+                yield RECONNECT
                 return
             event = await self._event(note, cursor)
             if event is not None:

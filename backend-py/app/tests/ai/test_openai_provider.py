@@ -1,6 +1,9 @@
 """The OpenAI path over real HTTP: the real ``openai`` SDK and LangChain against
 the fake server in ``tests/support/fake_openai.py``."""
 
+from typing import Any
+
+import openai
 import pytest
 from langchain_core.messages import BaseMessage
 from langchain_openai import ChatOpenAI
@@ -88,6 +91,7 @@ async def test_stream_yields_deltas_then_the_whole_answer_with_usage(
     assert "".join(deltas) == fake_openai.reply
     assert final is not None
     assert final.text == fake_openai.reply
+    assert final.model == "gpt-4o"  # as the provider's chunks name it
     assert final.usage["output_tokens"] == 7
     assert final.usage["input_tokens"] > 0
     [request] = fake_openai.requests_to(CHAT)
@@ -111,6 +115,29 @@ async def test_chat_models_are_built_once_per_options_on_shared_clients(
     assert other is not first
     assert isinstance(other, ChatOpenAI)
     assert other.root_async_client is providers.openai_clients.asynchronous
+
+
+def _pool(client: openai.AsyncOpenAI) -> Any:
+    """The SDK client's connection pool (httpcore's, inside httpx)."""
+    return client._client._transport._pool  # type: ignore[attr-defined]
+
+
+async def test_chat_and_embeddings_have_pools_of_their_own_kept_alive(
+    build_openai: BuildProviders,
+) -> None:
+    providers = build_openai()
+    clients = providers.openai_clients
+    assert clients is not None
+    chat_pool, embeddings_pool = _pool(clients.asynchronous), _pool(clients.embeddings)
+
+    await providers.embeddings.aembed_query("a question")
+    assert (len(chat_pool.connections), len(embeddings_pool.connections)) == (0, 1)
+    await providers.chat.get().ainvoke("hello")
+    assert (len(chat_pool.connections), len(embeddings_pool.connections)) == (1, 1)
+    for pool in (chat_pool, embeddings_pool):
+        # LLM_MAX_CONNECTIONS, not the SDK's 100 kept alive
+        assert pool._max_keepalive_connections == 1000
+        assert pool._max_connections == 1000
 
 
 async def test_embeddings_ask_for_384_dimensions_without_tiktoken(

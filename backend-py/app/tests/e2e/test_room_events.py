@@ -7,6 +7,8 @@ and messages are posted through either: events travel through Postgres
 
 import asyncio
 import json
+import os
+import signal
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
@@ -254,3 +256,25 @@ async def test_idle_streams_get_keep_alive_comments(
     async with stream(one, alice, room) as alice_sees:
         lines = [await alice_sees._line() for _ in range(2)]
         assert lines == ["", ": keep-alive"]  # after the subscribed comment
+
+
+async def test_streams_end_with_a_comment_when_the_server_shuts_down(
+    e2e_database_url: str,
+) -> None:
+    # A grace period longer than any wait here: the streams must not wait it out.
+    server = ApiServer(e2e_database_url, SHUTDOWN_GRACE_S="120")
+    server.start()
+    try:
+        alice, bob = person(server), person(server)
+        room = await room_of(server, alice, bob)
+        async with stream(server, alice, room) as alice_sees:
+            assert server.process is not None
+            os.kill(server.process.pid, signal.SIGTERM)
+            rest = [line async for line in alice_sees.lines]
+        exit_code = await asyncio.to_thread(server.process.wait, GUARD_S)
+    finally:
+        server.stop()
+    assert ": reconnect with Last-Event-ID" in rest
+    # It stopped by itself, long before the grace period (uvicorn then
+    # re-raises the SIGTERM it caught).
+    assert exit_code in {0, -signal.SIGTERM}

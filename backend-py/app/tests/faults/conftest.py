@@ -62,6 +62,8 @@ class FaultyOpenAI(FakeOpenAI):
             when its prompt contains the key.
         drop_stream_after: Close the connection of a streamed completion after
             this many chunks (no ``[DONE]``, no end of the chunked body).
+        stall_stream_after: Stop sending a streamed completion after this many
+            chunks, the connection left open (a provider that stalls midway).
         embeddings_before_hang: Answer this many embeddings requests, then hold
             every later one for ``embeddings_hang_s``.
         embeddings_hang_s: How long a held embeddings request waits.
@@ -72,6 +74,7 @@ class FaultyOpenAI(FakeOpenAI):
     chat_hang_s: float = 0.0
     chat_delays: dict[str, float] = field(default_factory=dict)
     drop_stream_after: int | None = None
+    stall_stream_after: int | None = None
     embeddings_before_hang: int | None = None
     embeddings_hang_s: float = 120.0
     hold_batch_embeddings: bool = False
@@ -82,6 +85,7 @@ class FaultyOpenAI(FakeOpenAI):
         self.chat_hang_s = 0.0
         self.chat_delays = {}
         self.drop_stream_after = None
+        self.stall_stream_after = None
         self.embeddings_before_hang = None
         self.hold_batch_embeddings = False
 
@@ -93,13 +97,20 @@ class FaultyOpenAI(FakeOpenAI):
         for marker, seconds in self.chat_delays.items():
             if marker in prompt:
                 await asyncio.sleep(seconds)
-        if self.drop_stream_after is not None and isinstance(
-            response, StreamingResponse
-        ):
+        if isinstance(response, StreamingResponse):
+            self._spoil(response)
+        return response
+
+    def _spoil(self, response: StreamingResponse) -> None:
+        """Drop or stall a streamed completion, as asked."""
+        if self.drop_stream_after is not None:
             response.body_iterator = _dropped_after(
                 response.body_iterator, self.drop_stream_after
             )
-        return response
+        if self.stall_stream_after is not None:
+            response.body_iterator = _stalled_after(
+                response.body_iterator, self.stall_stream_after
+            )
 
     async def _embeddings(self, request: Request) -> Response:
         answered = len(self.requests_to("/v1/embeddings"))
@@ -123,6 +134,19 @@ async def _dropped_after(chunks: AsyncIterable[Any], count: int) -> AsyncIterato
         if sent == count:
             await asyncio.sleep(0.05)  # let the client read what was sent
             raise StreamDroppedError
+        sent += 1
+        yield chunk
+
+
+STALL_S = 60.0
+"""How long a stalled stream waits (longer than any client timeout here)."""
+
+
+async def _stalled_after(chunks: AsyncIterable[Any], count: int) -> AsyncIterator[Any]:
+    sent = 0
+    async for chunk in chunks:
+        if sent == count:
+            await asyncio.sleep(STALL_S)
         sent += 1
         yield chunk
 

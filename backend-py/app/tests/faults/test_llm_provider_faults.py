@@ -100,6 +100,34 @@ def test_a_stream_dropped_midway_ends_with_one_error_event(
     ]
 
 
+def test_a_stream_that_stalls_midway_ends_with_a_timeout_event(
+    server: FaultServer, fake_provider: FaultyOpenAI
+) -> None:
+    # No per-chunk timer of LangChain's: the SDK's read timeout (LLM_TIMEOUT_S)
+    # is what ends a stream that stops sending.
+    fake_provider.reply = LONG_REPLY
+    fake_provider.stall_stream_after = 4  # the role chunk, then three words
+    _, headers = server.new_user()
+    try:
+        with (
+            httpx.Client(
+                base_url=server.base_url, headers=headers, timeout=30
+            ) as client,
+            client.stream(
+                "POST", "/api/chat/stream", json={"message": "and then?"}
+            ) as response,
+        ):
+            assert response.status_code == 200
+            events = sse_events(list(response.iter_lines()))
+    finally:
+        fake_provider.reset()
+    names = [name for name, _ in events]
+    assert names == ["meta", "sources", "token", "token", "token", "error"]
+    assert events[-1][1]["code"] == "llm_timeout"
+    room_id = events[0][1]["chat_room_id"]
+    assert room_messages(server, room_id) == [("user", "and then?")]
+
+
 @pytest.mark.parametrize("garble", GARBLES)
 def test_an_invalid_answer_is_502_and_an_error_event_in_a_stream(
     server: FaultServer, fake_provider: FaultyOpenAI, garble: Garble

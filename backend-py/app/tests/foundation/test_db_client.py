@@ -14,6 +14,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from src.domain.errors import ServerBusyError
 from src.infra.db_client import (
     Database,
     async_url,
@@ -284,3 +285,35 @@ async def test_the_session_settings_hold_behind_a_pooler_that_drops_startup_para
         "authenticated",
     )
     assert len(pooler.startups) == 1, "the one connection went through the pooler"
+
+
+async def test_no_connection_freeing_up_in_time_is_server_busy_not_unavailable(
+    database_url: str,
+) -> None:
+    engine = create_engine(
+        database_url,
+        make_settings(
+            database_url, db_pool_size=1, db_max_overflow=0, db_pool_timeout_s=0.2
+        ),
+    )
+    database = Database(engine=engine)
+    try:
+        async with database.user_transaction(CLAIMS) as holding:
+            await holding.execute(text("select 1"))  # the one connection is held
+            with pytest.raises(ServerBusyError) as as_user:
+                async with database.user_transaction(CLAIMS):
+                    pass
+            with pytest.raises(ServerBusyError) as as_service:
+                async with database.service_statement() as session:
+                    await session.execute(text("select 1"))
+            with pytest.raises(ServerBusyError):
+                async with database.service_transaction() as session:
+                    await session.execute(text("select 1"))
+        # Freed: the next transaction gets it.
+        async with database.service_statement() as session:
+            assert (await session.execute(text("select 1"))).scalar_one() == 1
+    finally:
+        await engine.dispose()
+    for busy in (as_user.value, as_service.value):
+        assert (busy.status_code, busy.code) == (503, "server_busy")
+        assert busy.headers["Retry-After"] == "2"

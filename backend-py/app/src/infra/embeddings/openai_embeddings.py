@@ -50,7 +50,7 @@ class ProviderErrorEmbeddings(Embeddings):
 
 
 def openai_embeddings(settings: Settings, clients: OpenAIClients) -> Embeddings:
-    """``OpenAIEmbeddings`` on the shared clients, at ``EMBEDDING_DIMENSIONS``.
+    """``OpenAIEmbeddings`` on their own async client, at ``EMBEDDING_DIMENSIONS``.
 
     Args:
         settings: Model, dimensions, base URL, timeout and retries.
@@ -69,6 +69,6 @@ def openai_embeddings(settings: Settings, clients: OpenAIClients) -> Embeddings:
             request_timeout=settings.llm_timeout_s,
             max_retries=settings.llm_max_retries,
             client=clients.sync.embeddings,
-            async_client=clients.asynchronous.embeddings,
+            async_client=clients.embeddings.embeddings,
         )
     )

@@ -1,14 +1,19 @@
 """OpenAI (or any OpenAI-compatible server) through LangChain.
 
-The two ``openai`` SDK clients (sync and async) are built once at start-up with
-the base URL, timeout and retry budget from settings; the SDK retries 429 and
-5xx answers with exponential backoff (honouring ``Retry-After``). Every
-``ChatOpenAI`` (one per model, temperature and max tokens) and the
-``OpenAIEmbeddings`` share them, so they share one connection pool.
+The ``openai`` SDK clients are built once at start-up with the base URL,
+timeout and retry budget from settings; the SDK retries 429 and 5xx answers
+with exponential backoff (honouring ``Retry-After``). Every ``ChatOpenAI`` (one
+per model, temperature and max tokens) shares the chat client, whose pool holds
+a connection per open stream; the embeddings have an async client of their
+own, so their short requests do not scan (or wait behind) the pool of every
+open chat stream. Both pools keep up to ``LLM_MAX_CONNECTIONS`` connections
+alive: the SDK's default of 100 would close and reopen connections once more
+answers stream at once.
 """
 
 from dataclasses import dataclass
 
+import httpx2
 import openai
 from langchain_core.language_models import BaseChatModel
 from langchain_openai import ChatOpenAI
@@ -23,15 +28,17 @@ MAX_CACHED_MODELS = 32
 
 @dataclass(frozen=True)
 class OpenAIClients:
-    """The SDK clients shared by chat and embeddings.
+    """The SDK clients, built once.
 
     Attributes:
-        sync: For synchronous LangChain calls.
-        asynchronous: For everything the app awaits.
+        sync: For synchronous LangChain calls (chat and embeddings).
+        asynchronous: For the chat models the app awaits.
+        embeddings: For the embeddings the app awaits (a pool of its own).
     """
 
     sync: openai.OpenAI
     asynchronous: openai.AsyncOpenAI
+    embeddings: openai.AsyncOpenAI
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "OpenAIClients":
@@ -50,18 +57,32 @@ class OpenAIClients:
                 timeout=settings.llm_timeout_s,
                 max_retries=settings.llm_max_retries,
             ),
-            asynchronous=openai.AsyncOpenAI(
-                api_key=key,
-                base_url=settings.openai_base_url,
-                timeout=settings.llm_timeout_s,
-                max_retries=settings.llm_max_retries,
-            ),
+            asynchronous=_async_client(key, settings),
+            embeddings=_async_client(key, settings),
         )
 
     async def aclose(self) -> None:
-        """Close both connection pools (at shutdown)."""
+        """Close the connection pools (at shutdown)."""
         await self.asynchronous.close()
+        await self.embeddings.close()
         self.sync.close()
+
+
+def _async_client(key: str, settings: Settings) -> openai.AsyncOpenAI:
+    """An async client with a pool of its own, sized by ``LLM_MAX_CONNECTIONS``."""
+    limits = httpx2.Limits(
+        max_connections=settings.llm_max_connections,
+        max_keepalive_connections=settings.llm_max_connections,
+    )
+    return openai.AsyncOpenAI(
+        api_key=key,
+        base_url=settings.openai_base_url,
+        timeout=settings.llm_timeout_s,
+        max_retries=settings.llm_max_retries,
+        http_client=openai.DefaultAsyncHttpxClient(
+            limits=limits, timeout=settings.llm_timeout_s
+        ),
+    )
 
 
 class OpenAIChatModels(ChatModels):
@@ -74,8 +95,9 @@ class OpenAIChatModels(ChatModels):
 
         Args:
             clients: The shared SDK clients.
-            settings: Default model, temperature, max tokens, allowed models
-                and the timeout (also applied between streamed chunks).
+            settings: Default model, temperature, max tokens and allowed models
+                (the clients' timeout bounds each read, also between streamed
+                chunks).
         """
         super().__init__(
             default_model=settings.openai_chat_model,
@@ -117,7 +139,9 @@ class OpenAIChatModels(ChatModels):
             timeout=settings.llm_timeout_s,
             max_retries=settings.llm_max_retries,
             stream_usage=True,
-            stream_chunk_timeout=settings.llm_timeout_s,
+            # The SDK client's timeout bounds every read of a stream, so a
+            # stalled stream fails without LangChain's timer on each chunk.
+            stream_chunk_timeout=None,
             client=self._clients.sync.chat.completions,
             async_client=self._clients.asynchronous.chat.completions,
             root_client=self._clients.sync,
