@@ -426,9 +426,16 @@ def create_users(conninfo: str, how_many: int) -> list[ChatUser]:
     return users
 
 
-def load_knowledge(conninfo: str, chunks: int) -> None:
+def load_knowledge(
+    conninfo: str,
+    chunks: int,
+    *,
+    embedding_model: str = EMBEDDING_MODEL,
+    dimensions: int = DIMENSIONS,
+    seed: int = SEED,
+) -> None:
     """Shared, ready documents whose chunks have random unit vectors."""
-    rng = np.random.default_rng(SEED)
+    rng = np.random.default_rng(seed)
     documents = max(chunks // CHUNKS_PER_DOCUMENT, 1)
     with psycopg.connect(conninfo) as conn:
         ids = [
@@ -437,7 +444,7 @@ def load_knowledge(conninfo: str, chunks: int) -> None:
                 "insert into documents (title, content, status, embedding_model,"
                 " chunk_count) select 'Guide ' || g, 'guide ' || g, 'ready', %s, %s"
                 " from generate_series(1, %s) g returning id",
-                (EMBEDDING_MODEL, CHUNKS_PER_DOCUMENT, documents),
+                (embedding_model, CHUNKS_PER_DOCUMENT, documents),
             )
         ]
         with (
@@ -448,7 +455,7 @@ def load_knowledge(conninfo: str, chunks: int) -> None:
             ) as copy,
         ):
             for n in range(documents * CHUNKS_PER_DOCUMENT):
-                vector = rng.standard_normal(DIMENSIONS)
+                vector = rng.standard_normal(dimensions)
                 vector /= np.linalg.norm(vector)
                 words = " ".join(rng.choice(WORDS, size=120))
                 copy.write_row(
@@ -458,7 +465,7 @@ def load_knowledge(conninfo: str, chunks: int) -> None:
                         f"Section {n}. {words.capitalize()}.",
                         150,
                         "[" + ",".join(f"{v:.6f}" for v in vector) + "]",
-                        EMBEDDING_MODEL,
+                        embedding_model,
                     )
                 )
         conn.execute("analyze documents, document_chunks")

@@ -72,6 +72,7 @@ APP_DIR = BENCH_DIR.parent / "backend-py" / "app"
 sys.path.insert(0, str(APP_DIR))
 sys.path.insert(0, str(BENCH_DIR))
 
+import load_bench  # noqa: E402
 from load_bench import (  # noqa: E402
     WORDS,
     HttpConnection,
@@ -92,7 +93,6 @@ START_TIMEOUT_S = 60.0
 PROBE_INTERVAL_S = 0.1
 SAMPLE_INTERVAL_S = 0.1
 OUR_APPLICATION_NAME = "rag-chat-backend"
-CHUNKS_PER_DOCUMENT = 10
 SEED = 20261207
 NOTES_HEADING = "## Notes (kept when the bench rewrites this file)"
 TOKEN_MARK = b"event: token"
@@ -143,39 +143,14 @@ def create_users(conninfo: str, how_many: int) -> list[User]:
 
 def load_knowledge(conninfo: str, chunks: int) -> None:
     """Shared ready documents, and the same chunks in the peer's vector table."""
-    rng = np.random.default_rng(SEED)
-    documents = max(chunks // CHUNKS_PER_DOCUMENT, 1)
+    load_bench.load_knowledge(
+        conninfo,
+        chunks,
+        embedding_model=EMBEDDING_MODEL,
+        dimensions=DIMENSIONS,
+        seed=SEED,
+    )
     with psycopg.connect(conninfo) as conn:
-        ids = [
-            row[0]
-            for row in conn.execute(
-                "insert into documents (title, content, status, embedding_model,"
-                " chunk_count) select 'Guide ' || g, 'guide ' || g, 'ready', %s, %s"
-                " from generate_series(1, %s) g returning id",
-                (EMBEDDING_MODEL, CHUNKS_PER_DOCUMENT, documents),
-            )
-        ]
-        with (
-            conn.cursor() as cursor,
-            cursor.copy(
-                "copy document_chunks (document_id, chunk_index, content,"
-                " token_count, embedding, embedding_model) from stdin"
-            ) as copy,
-        ):
-            for n in range(documents * CHUNKS_PER_DOCUMENT):
-                vector = rng.standard_normal(DIMENSIONS)
-                vector /= np.linalg.norm(vector)
-                words = " ".join(rng.choice(WORDS, size=120))
-                copy.write_row(
-                    (
-                        ids[n // CHUNKS_PER_DOCUMENT],
-                        n % CHUNKS_PER_DOCUMENT,
-                        f"Section {n}. {words.capitalize()}.",
-                        150,
-                        "[" + ",".join(f"{v:.6f}" for v in vector) + "]",
-                        EMBEDDING_MODEL,
-                    )
-                )
         create_peer_tables(conn)
         conn.execute("analyze")
 
