@@ -72,7 +72,11 @@ from src.infra.embedded_postgres import (  # noqa: E402
     EmbeddedServer,
     start_embedded_postgres,
 )
-from src.infra.migrations import apply_compat_layer, apply_migrations  # noqa: E402
+from src.infra.migrations import (  # noqa: E402
+    apply_compat_layer,
+    apply_migrations,
+    apply_seed,
+)
 from src.settings import DEV_JWT_SECRET  # noqa: E402
 
 sys.path.insert(0, str(BENCH_DIR))
@@ -893,6 +897,7 @@ def main() -> None:
                         "create extension pg_stat_statements schema extensions"
                     )
             load_knowledge(conninfo, args.chunks)
+            apply_seed(conninfo)  # the admins' personas, as `make run` has them
             postmaster_pid = int(
                 (postgres.data_dir / "postmaster.pid").read_text().split()[0]
             )

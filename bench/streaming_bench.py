@@ -84,7 +84,11 @@ from peer_app import CHUNKS_TABLE, HISTORY_TABLE  # noqa: E402
 
 from src.cli.token import supabase_claims  # noqa: E402
 from src.infra.embedded_postgres import start_embedded_postgres  # noqa: E402
-from src.infra.migrations import apply_compat_layer, apply_migrations  # noqa: E402
+from src.infra.migrations import (  # noqa: E402
+    apply_compat_layer,
+    apply_migrations,
+    apply_seed,
+)
 from src.settings import DEV_JWT_SECRET, Settings  # noqa: E402
 
 HOST = "127.0.0.1"
@@ -975,6 +979,7 @@ def main() -> None:
             conninfo = postgres.conninfo()
             apply_compat_layer(conninfo)
             apply_migrations(conninfo)
+            apply_seed(conninfo)  # the admins' personas, as `make run` has them
             load_knowledge(conninfo, args.chunks)
             postmaster_pid = int(
                 (postgres.data_dir / "postmaster.pid").read_text().split()[0]

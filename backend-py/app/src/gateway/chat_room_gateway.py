@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import (
     Row,
     and_,
+    bindparam,
     delete,
     func,
     insert,
@@ -54,6 +55,16 @@ _LAST_MESSAGE = (
     .lateral("last_message")
 )
 
+# The turn's room check, built once (it runs for every chat message).
+_JOINED = (
+    select(ChatRooms)
+    .join(UserChats, col(UserChats.chat_room_id) == col(ChatRooms.id))
+    .where(
+        col(ChatRooms.id) == bindparam("room_id"),
+        col(UserChats.user_id) == bindparam("user_id"),
+    )
+)
+
 
 class ChatRoomGateway:
     """Reads and writes rooms; the caller's membership decides what exists."""
@@ -87,12 +98,8 @@ class ChatRoomGateway:
         Raises:
             NotFoundError: No such room, or the user is not in it.
         """
-        statement = (
-            select(ChatRooms)
-            .join(UserChats, col(UserChats.chat_room_id) == col(ChatRooms.id))
-            .where(col(ChatRooms.id) == room_id, col(UserChats.user_id) == user_id)
-        )
-        room = (await self.session.scalars(statement)).first()
+        params = {"room_id": room_id, "user_id": user_id}
+        room = (await self.session.scalars(_JOINED, params)).first()
         if room is None:
             raise NotFoundError(f"Chat room {room_id} not found")
         return room

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, insert
+from sqlalchemy import bindparam, func, insert
 from sqlalchemy import select as select_columns
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
@@ -86,36 +86,16 @@ class MessageGateway:
         self, chat_room_id: int, *, before: int | None, limit: int
     ) -> list[HistoryEntry]:
         """The ``limit`` messages before message ``before``, oldest first."""
-        statement = (
-            select_columns(
-                col(Messages.role),
-                col(Messages.content),
-                col(Messages.status),
-                func.coalesce(
-                    col(GeneralUsers.display_name),
-                    col(GeneralUsers.account_name),
-                    col(VirtualUsers.name),
-                ),
-            )
-            .outerjoin(
-                GeneralUsers, col(GeneralUsers.id) == col(Messages.sender_user_id)
-            )
-            .outerjoin(
-                VirtualUsers,
-                col(VirtualUsers.id) == col(Messages.sender_virtual_user_id),
-            )
-            .where(col(Messages.chat_room_id) == chat_room_id)
-            .order_by(col(Messages.id).desc())
-            .limit(limit)
-        )
+        params: dict[str, Any] = {"room_id": chat_room_id, "limit": limit}
+        statement = _HISTORY
         if before is not None:
-            statement = statement.where(col(Messages.id) < before)
-        rows = (await self.session.execute(statement)).all()
+            statement = _HISTORY_BEFORE
+            params["before"] = before
+        rows = (await self.session.execute(statement, params)).all()
         return [HistoryEntry(*row) for row in reversed(rows)]
 
     async def _insert(self, **values: Any) -> int:
-        statement = insert(_MESSAGES).values(**values).returning(_MESSAGES.c.id)
-        return int((await self.session.execute(statement)).scalar_one())
+        return int((await self.session.execute(_INSERT, values)).scalar_one())
 
     async def page(
         self, chat_room_id: int, *, before: int | None, limit: int
@@ -173,6 +153,33 @@ _VIEWS = (
 
 _MESSAGES = Messages.metadata.tables["messages"]
 """The table itself: its ``metadata`` column keeps its SQL name here."""
+
+# Statements of every chat turn, built once and bound per call.
+_INSERT = insert(_MESSAGES).returning(_MESSAGES.c.id)
+"""A message; its columns are those of the values given."""
+
+_HISTORY = (
+    select_columns(
+        col(Messages.role),
+        col(Messages.content),
+        col(Messages.status),
+        func.coalesce(
+            col(GeneralUsers.display_name),
+            col(GeneralUsers.account_name),
+            col(VirtualUsers.name),
+        ),
+    )
+    .outerjoin(GeneralUsers, col(GeneralUsers.id) == col(Messages.sender_user_id))
+    .outerjoin(
+        VirtualUsers, col(VirtualUsers.id) == col(Messages.sender_virtual_user_id)
+    )
+    .where(col(Messages.chat_room_id) == bindparam("room_id"))
+    .order_by(col(Messages.id).desc())
+    .limit(bindparam("limit"))
+)
+"""A room's latest messages, newest first: who said what."""
+
+_HISTORY_BEFORE = _HISTORY.where(col(Messages.id) < bindparam("before"))
 
 
 def _view(message: Messages, sender_name: str | None) -> MessageView:

@@ -3,7 +3,7 @@
 import uuid
 from typing import Any
 
-from sqlalchemy import delete, insert, update
+from sqlalchemy import bindparam, delete, insert, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
@@ -36,8 +36,8 @@ class VirtualUserGateway:
 
     async def get(self, persona_id: int) -> VirtualUsers | None:
         """A persona the caller can read (RLS: admin, own, or their room's)."""
-        statement = select(VirtualUsers).where(col(VirtualUsers.id) == persona_id)
-        return (await self.session.scalars(statement)).first()
+        params = {"persona_id": persona_id}
+        return (await self.session.scalars(_PERSONA, params)).first()
 
     async def get_visible(
         self, persona_id: int, user_id: uuid.UUID
@@ -83,21 +83,8 @@ class VirtualUserGateway:
 
     async def _default_of(self, user_id: uuid.UUID | None) -> VirtualUsers | None:
         """The user's preferred persona, else the admins' default, in one query."""
-        preferred = (
-            select(col(UserProfiles.default_virtual_user_id))
-            .where(col(UserProfiles.user_id) == user_id)
-            .scalar_subquery()
-        )
-        admin_default = col(VirtualUsers.is_default) & col(VirtualUsers.owner_id).is_(
-            None
-        )
-        statement = (
-            select(VirtualUsers)
-            .where((col(VirtualUsers.id) == preferred) | admin_default)
-            .order_by(admin_default)  # false first: the preferred one wins
-            .limit(1)
-        )
-        return (await self.session.scalars(statement)).first()
+        params = {"user_id": user_id}
+        return (await self.session.scalars(_DEFAULT_OF, params)).first()
 
     async def create(
         self, *, owner_id: uuid.UUID, fields: dict[str, Any]
@@ -126,3 +113,21 @@ class VirtualUserGateway:
         await self.session.execute(
             delete(VirtualUsers).where(col(VirtualUsers.id) == persona_id)
         )
+
+
+# Statements of every chat turn, built once and bound per call.
+_PERSONA = select(VirtualUsers).where(col(VirtualUsers.id) == bindparam("persona_id"))
+
+_PREFERRED = (
+    select(col(UserProfiles.default_virtual_user_id))
+    .where(col(UserProfiles.user_id) == bindparam("user_id"))
+    .scalar_subquery()
+)
+_ADMIN_DEFAULT = col(VirtualUsers.is_default) & col(VirtualUsers.owner_id).is_(None)
+_DEFAULT_OF = (
+    select(VirtualUsers)
+    .where((col(VirtualUsers.id) == _PREFERRED) | _ADMIN_DEFAULT)
+    .order_by(_ADMIN_DEFAULT)  # false first: the preferred one wins
+    .limit(1)
+)
+"""The user's preferred persona, else the admins' default."""

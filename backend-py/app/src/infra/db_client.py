@@ -179,14 +179,17 @@ class Database:
 
     engine: AsyncEngine
     embedded: EmbeddedServer | None = None
+    statement_engine: AsyncEngine | None = None
+    """Connections of their own for :meth:`service_statement` (default: ``engine``)."""
     sessionmaker: async_sessionmaker[AsyncSession] = field(init=False)
     autocommit_sessionmaker: async_sessionmaker[AsyncSession] = field(init=False)
+    statement_sessionmaker: async_sessionmaker[AsyncSession] = field(init=False)
 
     def __post_init__(self) -> None:
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
-        self.autocommit_sessionmaker = async_sessionmaker(
-            self.engine.execution_options(isolation_level="AUTOCOMMIT"),
-            expire_on_commit=False,
+        self.autocommit_sessionmaker = _autocommit_sessions(self.engine)
+        self.statement_sessionmaker = _autocommit_sessions(
+            self.statement_engine or self.engine
         )
 
     @asynccontextmanager
@@ -252,10 +255,12 @@ class Database:
         As the connecting role (bypasses row-level security), like
         :meth:`service_transaction`, in one round trip per statement where a
         transaction costs three: for a write that needs no transaction around
-        it (taking a rate-limit token).
+        it (a rate-limit token, a finished answer). On ``statement_engine``'s
+        connections when there is one, so that an answer the user has already
+        read is saved without waiting behind the requests queued for the pool.
         """
         with _busy_when_no_connection_frees_up():
-            async with self.autocommit_sessionmaker() as session:
+            async with self.statement_sessionmaker() as session:
                 yield session
 
     async def ping(self) -> None:
@@ -266,6 +271,15 @@ class Database:
     async def dispose(self) -> None:
         """Close every pooled connection."""
         await self.engine.dispose()
+        if self.statement_engine is not None:
+            await self.statement_engine.dispose()
+
+
+def _autocommit_sessions(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return async_sessionmaker(
+        engine.execution_options(isolation_level="AUTOCOMMIT"),
+        expire_on_commit=False,
+    )
 
 
 def session_settings(settings: Settings) -> dict[str, str]:
@@ -352,18 +366,21 @@ async def register_vector_codec(connection: Any) -> None:
         logger.debug("no extensions.vector type: vectors use the text format")
 
 
-def create_engine(url: str, settings: Settings) -> AsyncEngine:
+def create_engine(
+    url: str, settings: Settings, *, pool_size: int | None = None
+) -> AsyncEngine:
     """An async engine (asyncpg) with the pool, timeouts and session settings.
 
     asyncpg because much of a request's CPU goes to the driver and SQLAlchemy,
     and asyncpg is the lighter of the two async drivers. It prepares and caches
     every statement; behind a pooler in transaction mode (Supabase's port 6543)
     set ``prepared_statement_cache_size=0`` in ``DATABASE_URL`` (the backend
-    needs port 5432 anyway, for ``LISTEN``).
+    needs port 5432 anyway, for ``LISTEN``). ``pool_size`` defaults to
+    ``DB_POOL_SIZE``.
     """
     engine = create_async_engine(
         async_url(url),
-        pool_size=settings.db_pool_size,
+        pool_size=pool_size or settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
         pool_timeout=settings.db_pool_timeout_s,
         connect_args={
@@ -407,8 +424,17 @@ def prepare_embedded(settings: Settings) -> EmbeddedServer:
 
 async def open_database(settings: Settings) -> Database:
     """Connect to ``DATABASE_URL``, or to the embedded server when it is unset."""
-    if settings.database_url:
+    server = None
+    url = settings.database_url
+    if url:
         logger.info("using DATABASE_URL")
-        return Database(engine=create_engine(settings.database_url, settings))
-    server = await asyncio.to_thread(prepare_embedded, settings)
-    return Database(engine=create_engine(server.url(), settings), embedded=server)
+    else:
+        server = await asyncio.to_thread(prepare_embedded, settings)
+        url = server.url()
+    return Database(
+        engine=create_engine(url, settings),
+        embedded=server,
+        statement_engine=create_engine(
+            url, settings, pool_size=settings.db_statement_pool_size
+        ),
+    )

@@ -317,3 +317,27 @@ async def test_no_connection_freeing_up_in_time_is_server_busy_not_unavailable(
     for busy in (as_user.value, as_service.value):
         assert (busy.status_code, busy.code) == (503, "server_busy")
         assert busy.headers["Retry-After"] == "2"
+
+
+async def test_service_statements_do_not_queue_behind_a_full_pool(
+    database_url: str,
+) -> None:
+    settings = make_settings(
+        database_url, db_pool_size=1, db_max_overflow=0, db_pool_timeout_s=0.2
+    )
+    database = Database(
+        engine=create_engine(database_url, settings),
+        statement_engine=create_engine(database_url, settings, pool_size=1),
+    )
+    try:
+        async with database.user_transaction(CLAIMS) as holding:
+            await holding.execute(text("select 1"))  # the turns' pool is full
+            with pytest.raises(ServerBusyError):
+                async with database.user_transaction(CLAIMS):
+                    pass
+            # An answer's save still gets a connection, as the service.
+            async with database.service_statement() as session:
+                role = (await session.execute(text("select current_user"))).scalar()
+        assert role not in ("authenticated", "anon")
+    finally:
+        await database.dispose()
