@@ -55,10 +55,20 @@ _LAST_MESSAGE = (
     .lateral("last_message")
 )
 
-# The turn's room check, built once (it runs for every chat message).
+
+@dataclass(frozen=True)
+class JoinedRoom:
+    """A room the caller is in, with its own persona if they may read it."""
+
+    room: ChatRooms
+    persona: VirtualUsers | None
+
+
+# The turn's room check with its persona, built once (every chat message).
 _JOINED = (
-    select(ChatRooms)
+    select(ChatRooms, VirtualUsers)
     .join(UserChats, col(UserChats.chat_room_id) == col(ChatRooms.id))
+    .outerjoin(VirtualUsers, col(VirtualUsers.id) == col(ChatRooms.virtual_user_id))
     .where(
         col(ChatRooms.id) == bindparam("room_id"),
         col(UserChats.user_id) == bindparam("user_id"),
@@ -92,17 +102,17 @@ class ChatRoomGateway:
             raise NotFoundError(f"Chat room {room_id} not found")
         return RoomView(room=row[0], persona_name=row[1], last_message_at=row[2])
 
-    async def joined(self, room_id: int, user_id: uuid.UUID) -> ChatRooms:
-        """The room, if ``user_id`` is a member (one index probe each).
+    async def joined(self, room_id: int, user_id: uuid.UUID) -> JoinedRoom:
+        """The room and its persona, if ``user_id`` is a member (one statement).
 
         Raises:
             NotFoundError: No such room, or the user is not in it.
         """
         params = {"room_id": room_id, "user_id": user_id}
-        room = (await self.session.scalars(_JOINED, params)).first()
-        if room is None:
+        row = (await self.session.execute(_JOINED, params)).first()
+        if row is None:
             raise NotFoundError(f"Chat room {room_id} not found")
-        return room
+        return JoinedRoom(room=row[0], persona=row[1])
 
     async def list_for_user(self, user_id: uuid.UUID, limit: int) -> list[RoomView]:
         """The user's rooms, newest activity first, with a last-message preview."""

@@ -7,8 +7,9 @@ from sqlalchemy import bindparam, delete, insert, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
-from src.domain.entity.models import ChatRooms, UserProfiles, VirtualUsers
+from src.domain.entity.models import UserProfiles, VirtualUsers
 from src.domain.errors import NotFoundError
+from src.gateway.chat_room_gateway import JoinedRoom
 
 
 class VirtualUserGateway:
@@ -69,17 +70,15 @@ class VirtualUserGateway:
             raise NotFoundError(f"Virtual user {persona_id} not found")
         return persona
 
-    async def answering_in(self, room: ChatRooms) -> VirtualUsers | None:
-        """The persona that answers in ``room``.
+    async def answering_in(self, joined: JoinedRoom) -> VirtualUsers | None:
+        """The persona that answers in a room (read with it by the room gateway).
 
         The room's own; for a room without one (its persona was deleted), its
         creator's preferred persona, else the admins' default; else none.
         """
-        if room.virtual_user_id is not None:
-            persona = await self.get(room.virtual_user_id)
-            if persona is not None:
-                return persona
-        return await self._default_of(room.created_by)
+        if joined.persona is not None:
+            return joined.persona
+        return await self._default_of(joined.room.created_by)
 
     async def _default_of(self, user_id: uuid.UUID | None) -> VirtualUsers | None:
         """The user's preferred persona, else the admins' default, in one query."""

@@ -21,7 +21,6 @@ from src.domain.entity.chat import (
     Sender,
     Source,
 )
-from src.domain.entity.models import ChatRooms
 from src.domain.entity.user import CurrentUser
 from src.domain.errors import (
     ConflictError,
@@ -29,7 +28,7 @@ from src.domain.errors import (
     NotFoundError,
     UnprocessableError,
 )
-from src.gateway.chat_room_gateway import ChatRoomGateway, RoomView
+from src.gateway.chat_room_gateway import ChatRoomGateway, JoinedRoom, RoomView
 from src.gateway.message_gateway import MessageGateway, MessageView
 from src.gateway.virtual_user_gateway import VirtualUserGateway
 from src.settings import Settings
@@ -98,7 +97,7 @@ async def open_room(  # noqa: PLR0913 - keyword-only, what a new room takes
     title: str,
     persona_id: int | None,
     settings: Settings,
-) -> ChatRooms:
+) -> JoinedRoom:
     """A new room owned by ``owner_id``, with its persona (see ``for_new_room``).
 
     Raises:
@@ -110,11 +109,12 @@ async def open_room(  # noqa: PLR0913 - keyword-only, what a new room takes
     if await rooms.count_owned(owner_id) >= limit:
         raise UnprocessableError(f"You have reached the limit of {limit} rooms")
     persona = await personas.for_new_room(persona_id, owner_id)
-    return await rooms.create(
+    room = await rooms.create(
         title=title,
         owner_id=owner_id,
         virtual_user_id=persona.id if persona is not None else None,
     )
+    return JoinedRoom(room=room, persona=persona)
 
 
 class ChatRoomUseCase:
@@ -142,7 +142,7 @@ class ChatRoomUseCase:
 
     async def create(self, body: RoomCreate) -> RoomOut:
         """A new room owned by the caller."""
-        room = await open_room(
+        opened = await open_room(
             rooms=self.rooms,
             personas=self.personas,
             owner_id=self.user.id,
@@ -150,7 +150,7 @@ class ChatRoomUseCase:
             persona_id=body.virtual_user_id,
             settings=self.settings,
         )
-        return await self.get(room.id)
+        return await self.get(opened.room.id)
 
     async def get(self, room_id: int) -> RoomOut:
         """A room with its members."""

@@ -41,7 +41,6 @@ from src.domain.entity.chat import (
     Source,
 )
 from src.domain.entity.knowledge import Retrieval, RetrievedChunk
-from src.domain.entity.models import ChatRooms
 from src.domain.entity.turn import (
     ChatEvent,
     Persona,
@@ -64,7 +63,7 @@ from src.domain.service.prompt_builder import (
     HistoryMessage,
     build_chat_messages,
 )
-from src.gateway.chat_room_gateway import ChatRoomGateway
+from src.gateway.chat_room_gateway import ChatRoomGateway, JoinedRoom
 from src.gateway.embeddings_gateway import EmbeddingsGateway
 from src.gateway.llm_gateway import Generation, LLMGateway, StreamEvent, TraceRun
 from src.gateway.message_gateway import (
@@ -196,8 +195,9 @@ class ChatUseCase:
         self._check_length(request.message)
         await self._take_chat_token()
         async with self.as_caller() as session:
-            room = await self._room(session, request)
-            persona = await VirtualUserGateway(session).answering_in(room)
+            joined = await self._room(session, request)
+            room = joined.room
+            persona = await VirtualUserGateway(session).answering_in(joined)
             messages = MessageGateway(session)
             history = to_history(
                 await messages.history(room.id, before=None, limit=HISTORY_MESSAGES)
@@ -254,7 +254,7 @@ class ChatUseCase:
             },
         )
 
-    async def _room(self, session: AsyncSession, request: ChatRequest) -> ChatRooms:
+    async def _room(self, session: AsyncSession, request: ChatRequest) -> JoinedRoom:
         """The room the question goes to: the caller's, or a new one.
 
         Raises:
@@ -273,14 +273,14 @@ class ChatUseCase:
                 persona_id=request.virtual_user_id,
                 settings=self.settings,
             )
-        room = await rooms.joined(request.chat_room_id, self.user.id)
+        joined = await rooms.joined(request.chat_room_id, self.user.id)
         asked = request.virtual_user_id
-        if asked is not None and asked != room.virtual_user_id:
+        if asked is not None and asked != joined.room.virtual_user_id:
             raise UnprocessableError(
                 "virtual_user_id: this room already has its persona; change it with "
-                f"PATCH /api/chat-rooms/{room.id}"
+                f"PATCH /api/chat-rooms/{joined.room.id}"
             )
-        return room
+        return joined
 
     async def _retrieve(
         self, question: str, history: list[HistoryMessage], chat_room_id: int
@@ -435,8 +435,9 @@ class ChatUseCase:
         await self._take_chat_token()
         async with self.as_caller() as session:
             rooms = ChatRoomGateway(session)
-            room = await rooms.joined(room_id, self.user.id)
-            persona = Persona.of(await VirtualUserGateway(session).answering_in(room))
+            joined = await rooms.joined(room_id, self.user.id)
+            room = joined.room
+            persona = Persona.of(await VirtualUserGateway(session).answering_in(joined))
             messages = MessageGateway(session)
             history = await messages.history(
                 room.id, before=None, limit=HISTORY_MESSAGES
