@@ -193,10 +193,10 @@ def _view(message: Messages, sender_name: str | None) -> MessageView:
     )
 
 
-UserRead = Callable[..., Awaitable[Sequence[Mapping[str, Any]]]]
+UserRead = Callable[..., Awaitable[Sequence[Sequence[Any]]]]
 """Runs one read-only query (``$1``-style SQL, then its arguments) as the caller,
-under their row-level security, and returns its rows as JSON objects:
-``Database.user_read`` with the caller's claims."""
+under their row-level security, and returns its rows: ``Database.user_read``
+with the caller's claims."""
 
 
 class MessageReader:
@@ -212,7 +212,7 @@ class MessageReader:
     async def view(self, message_id: int) -> MessageView | None:
         """One message with its sender's name, if the caller may read it."""
         rows = await self.read(VIEW_BY_ID_SQL, message_id)
-        return _view_of_json(rows[0]) if rows else None
+        return _view_of_row(rows[0]) if rows else None
 
 
 _VIEW_BY_ID = (
@@ -229,7 +229,7 @@ _VIEW_BY_ID = (
             col(GeneralUsers.display_name),
             col(GeneralUsers.account_name),
             col(VirtualUsers.name),
-        ).label("sender_name"),
+        ),
         _MESSAGES.c.created_at,
     )
     .outerjoin(GeneralUsers, col(GeneralUsers.id) == _MESSAGES.c.sender_user_id)
@@ -240,23 +240,6 @@ _VIEW_BY_ID = (
 
 VIEW_BY_ID_SQL = str(_VIEW_BY_ID.compile(dialect=asyncpg_dialect()))  # type: ignore[no-untyped-call]
 """:data:`_VIEW_BY_ID` as asyncpg runs it (``$1``: the message id)."""
-
-
-def _view_of_json(row: Mapping[str, Any]) -> MessageView:
-    """A message read as JSON: its uuid and timestamp back to their types."""
-    sender, metadata = row["sender_user_id"], row["metadata"]
-    return MessageView(
-        id=row["id"],
-        chat_room_id=row["chat_room_id"],
-        role=row["role"],
-        content=row["content"],
-        status=row["status"],
-        metadata=metadata if isinstance(metadata, dict) else {},
-        sender_user_id=uuid.UUID(sender) if sender else None,
-        sender_virtual_user_id=row["sender_virtual_user_id"],
-        sender_name=row["sender_name"],
-        created_at=datetime.fromisoformat(row["created_at"]),
-    )
 
 
 def _view_of_row(row: Sequence[Any]) -> MessageView:

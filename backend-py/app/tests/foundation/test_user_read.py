@@ -94,7 +94,7 @@ async def test_a_read_runs_as_the_user_and_leaves_nothing_behind(
     database = Database(engine=own_engine)
     owner = (await session_state(own_engine))[0]
     [row] = await database.user_read(claims(ALICE), WHO)
-    assert (row["who"], row["uid"], row["read_only"]) == (
+    assert (row["who"], str(row["uid"]), row["read_only"]) == (
         "authenticated",
         str(ALICE),
         "on",
@@ -103,7 +103,7 @@ async def test_a_read_runs_as_the_user_and_leaves_nothing_behind(
     assert await session_state(own_engine) == (owner, "", "off", False)
     [again] = await database.user_read(claims(BOB), WHO)
     assert again["pid"] == row["pid"], "the same pooled connection served both"
-    assert again["uid"] == str(BOB)
+    assert str(again["uid"]) == str(BOB)
 
 
 async def test_row_level_security_applies_to_every_reader(
