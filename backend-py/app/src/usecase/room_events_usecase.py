@@ -230,8 +230,15 @@ class RoomEventsUseCase:
 
 
 async def _next(subscription: Subscription, timeout_s: float) -> dict[str, Any] | None:
-    """The next notification, or None after ``timeout_s`` of silence."""
+    """The next notification, or None after ``timeout_s`` of silence.
+
+    ``asyncio.timeout``, not ``wait_for`` (a task per wait before Python 3.12).
+    """
+    queue = subscription.queue
+    if not queue.empty():
+        return queue.get_nowait()
     try:
-        return await asyncio.wait_for(subscription.queue.get(), timeout_s)
+        async with asyncio.timeout(timeout_s):
+            return await queue.get()
     except TimeoutError:
         return None
