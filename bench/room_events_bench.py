@@ -176,6 +176,8 @@ class Ledger:
     received: Counter[int] = field(default_factory=Counter)
     delays_ms: list[float] = field(default_factory=list)
     last_ms: dict[int, float] = field(default_factory=dict)
+    first_ms: dict[int, float] = field(default_factory=dict)
+    post_ms: list[float] = field(default_factory=list)
     answers: Counter[int] = field(default_factory=Counter)
     other_events: Counter[str] = field(default_factory=Counter)
 
@@ -197,6 +199,7 @@ class Ledger:
         delay = (now - sent) * 1000
         self.delays_ms.append(delay)
         self.last_ms[seq] = max(self.last_ms.get(seq, 0.0), delay)
+        self.first_ms[seq] = min(self.first_ms.get(seq, delay), delay)
 
 
 class Stream:
@@ -319,6 +322,9 @@ class Poster:
         self._idle.append(connection)
         if status == 201:
             self.ledger.accepted.add(seq)
+            self.ledger.post_ms.append(
+                (time.perf_counter() - self.ledger.sent[seq]) * 1000
+            )
         else:
             self.ledger.post_errors[f"HTTP {status} {answer[:80]!r}"] += 1
 
@@ -397,9 +403,13 @@ class Phase:
         return float(np.percentile(np.asarray(self.ledger.delays_ms), q))
 
     def last(self, q: float) -> float:
-        if not self.ledger.last_ms:
-            return float("nan")
-        return float(np.percentile(np.asarray(list(self.ledger.last_ms.values())), q))
+        return _percentile(list(self.ledger.last_ms.values()), q)
+
+    def first(self, q: float) -> float:
+        return _percentile(list(self.ledger.first_ms.values()), q)
+
+    def post(self, q: float) -> float:
+        return _percentile(self.ledger.post_ms, q)
 
     def row(self) -> str:
         ledger = self.ledger
@@ -418,10 +428,16 @@ class Phase:
             f"{self.expected} | {self.missing} | {self.duplicates} "
             f"| {self.delay(50):.0f} / {self.delay(99):.0f} / "
             f"{max(ledger.delays_ms, default=float('nan')):.0f} "
-            f"| {self.last(50):.0f} / {self.last(99):.0f} | {answers} "
+            f"| {self.first(50):.0f} / {self.first(99):.0f} "
+            f"| {self.last(50):.0f} / {self.last(99):.0f} "
+            f"| {self.post(50):.0f} / {self.post(99):.0f} | {answers} "
             f"| {self.api_cpu_s / self.seconds:.0%} | {cpu_per_event:.2f} "
             f"| {self.postgres_cpu_s / self.seconds:.0%} |"
         )
+
+
+def _percentile(values: list[float], q: float) -> float:
+    return float(np.percentile(np.asarray(values), q)) if values else float("nan")
 
 
 async def drain(ledger: Ledger, room_sizes: dict[int, int], seconds: float) -> None:
@@ -659,9 +675,10 @@ class Report:
         rows = [
             "| Phase | Streams | Load 1m | Posts | Post errors | `message` events "
             "delivered / expected | Missing | Duplicates | Delay p50 / p99 / max "
-            "ms | Last stream of a post p50 / p99 ms | Answers delivered / "
+            "ms | First stream of a post p50 / p99 ms | Last stream of a post "
+            "p50 / p99 ms | POST p50 / p99 ms | Answers delivered / "
             "expected | API CPU | API CPU ms/event | Postgres CPU |",
-            "|---|---:|---:|---:|---:|---:|---:|---:|---|---|---:|---:|---:|---:|",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---|---|---|---|---:|---:|---:|---:|",
         ]
         return rows + [phase.row() for phase in self.phases]
 
@@ -696,8 +713,10 @@ class Report:
                 "Delay: from the client's send of `POST /api/chat-rooms/{id}/"
                 "messages` to the read that brought its `message` event, on each "
                 "stream of the room (one sample per post and stream; Streams: those "
-                "still open when the phase began). Last stream: "
-                "per post, the delay of the room's slowest stream. Missing: events "
+                "still open when the phase began). First / last stream: per post, "
+                "the delay of the room's fastest / slowest stream. POST: the "
+                "post's response time (the event is published when it commits, "
+                "before it responds). Missing: events "
                 "not received after the drain. Answers: the persona's saved "
                 "answers as `message` events (mention phases). API CPU: the API "
                 "process over the phase (posting and drain) as a share of one "

@@ -145,6 +145,13 @@ class RollbackDatabase(Database):
             if session.in_transaction():
                 await session.execute(text(_RESET_ROLE))
 
+    async def user_read(self, claims: Any, query: str, *args: Any) -> list[Any]:
+        async with self.user_transaction(claims) as session:
+            connection = await session.connection()
+            driver: Any = (await connection.get_raw_connection()).driver_connection
+            rows: list[Any] = await driver.fetch(query, *args)
+            return rows
+
 
 _RESET_ROLE = (
     "select set_config('role', 'none', true), "

@@ -41,7 +41,7 @@ from src.domain.entity.chat import (
 )
 from src.domain.entity.request import MAX_ROW_ID
 from src.gateway.chat_room_gateway import ChatRoomGateway
-from src.gateway.message_gateway import MessageGateway
+from src.gateway.message_gateway import MessageGateway, MessageReader
 from src.gateway.virtual_user_gateway import VirtualUserGateway
 from src.middleware.error_handlers import ErrorBody
 from src.usecase.chat_room_usecase import ChatRoomUseCase
@@ -180,6 +180,7 @@ def room_events_use_case(
     return RoomEventsUseCase(
         user=user,
         as_caller=partial(database.user_transaction, user.claims),
+        messages=MessageReader(partial(database.user_read, user.claims)),
         events=events,
         settings=settings,
     )
@@ -198,6 +199,14 @@ ROOM_EVENTS_KEEPALIVE_S of silence. The stream ends after `member.left`
 naming the caller, and (after a comment) when the server shuts down:
 reconnect with `Last-Event-ID`. At most ROOM_EVENTS_MAX_STREAMS_PER_USER
 streams per user and API process (429 past it).
+
+When the database cannot serve a read the stream needs (the server is at
+capacity, or the database is briefly unavailable), the stream does not break:
+it ends with a `reconnect` event (`reason`: `server_busy` or
+`service_unavailable`) carrying an SSE `retry` delay; its id keeps the last
+message delivered, so reconnecting with `Last-Event-ID` after that delay
+replays the message that could not be read and everything since. Browsers'
+`EventSource` does this by itself.
 """
 
 
@@ -217,7 +226,13 @@ async def room_events(
         str | None, Header(pattern=r"^[0-9]{1,18}(-[0-9]{1,18})?$")
     ] = None,
 ) -> StreamingResponse:
-    """The room's live events."""
+    """The room's live events, for as long as the caller remains a member.
+
+    A read the database cannot serve now ends the stream with a ``reconnect``
+    event and an SSE ``retry`` delay instead of breaking the response: the
+    client reconnects with ``Last-Event-ID`` and the replay brings what it
+    missed (see ``EVENTS_DESCRIPTION``).
+    """
     await use_case.check(room_id)
     return StreamingResponse(
         _room_sse(use_case.stream(room_id, last_event_id)),
@@ -232,4 +247,5 @@ async def _room_sse(events: AsyncIterator[RoomEvent]) -> AsyncIterator[str]:
             yield f": {event.data.get('comment', 'keep-alive')}\n\n"
             continue
         data = json.dumps(event.data)
-        yield f"id: {event.id}\nevent: {event.event}\ndata: {data}\n\n"
+        retry = f"retry: {event.retry_ms}\n" if event.retry_ms is not None else ""
+        yield f"{retry}id: {event.id}\nevent: {event.event}\ndata: {data}\n\n"

@@ -1,13 +1,14 @@
 """Messages of chat rooms."""
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import bindparam, func, insert
 from sqlalchemy import select as select_columns
+from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
@@ -125,8 +126,10 @@ class MessageGateway:
 
     async def view(self, message_id: int) -> MessageView | None:
         """One message with its sender's name, if the caller may read it."""
-        found = await self._views(_VIEWS.where(col(Messages.id) == message_id))
-        return found[0] if found else None
+        row = (
+            await self.session.execute(_VIEW_BY_ID, {"message_id": message_id})
+        ).first()
+        return _view_of_row(row) if row is not None else None
 
     async def _views(self, statement: Any) -> list[MessageView]:
         rows = (await self.session.execute(statement)).all()
@@ -194,4 +197,69 @@ def _view(message: Messages, sender_name: str | None) -> MessageView:
         sender_virtual_user_id=message.sender_virtual_user_id,
         sender_name=sender_name,
         created_at=message.created_at,
+    )
+
+
+UserRead = Callable[..., Awaitable[Sequence[Sequence[Any]]]]
+"""Runs one read-only query (``$1``-style SQL, then its arguments) as the caller,
+under their row-level security, and returns its rows: ``Database.user_read``
+with the caller's claims."""
+
+
+class MessageReader:
+    """Reads one message as the caller, each read its own short transaction.
+
+    For the many small reads of live room events: one message for each member's
+    stream, each under that member's row-level security, without a session.
+    """
+
+    def __init__(self, read: UserRead) -> None:
+        self.read = read
+
+    async def view(self, message_id: int) -> MessageView | None:
+        """One message with its sender's name, if the caller may read it."""
+        rows = await self.read(VIEW_BY_ID_SQL, message_id)
+        return _view_of_row(rows[0]) if rows else None
+
+
+_VIEW_BY_ID = (
+    select_columns(
+        _MESSAGES.c.id,
+        _MESSAGES.c.chat_room_id,
+        _MESSAGES.c.role,
+        _MESSAGES.c.content,
+        _MESSAGES.c.status,
+        _MESSAGES.c.metadata,
+        _MESSAGES.c.sender_user_id,
+        _MESSAGES.c.sender_virtual_user_id,
+        func.coalesce(
+            col(GeneralUsers.display_name),
+            col(GeneralUsers.account_name),
+            col(VirtualUsers.name),
+        ),
+        _MESSAGES.c.created_at,
+    )
+    .outerjoin(GeneralUsers, col(GeneralUsers.id) == _MESSAGES.c.sender_user_id)
+    .outerjoin(VirtualUsers, col(VirtualUsers.id) == _MESSAGES.c.sender_virtual_user_id)
+    .where(_MESSAGES.c.id == bindparam("message_id"))
+)
+"""One message's fields, in :class:`MessageView`'s order (columns, no entity)."""
+
+VIEW_BY_ID_SQL = str(_VIEW_BY_ID.compile(dialect=asyncpg_dialect()))  # type: ignore[no-untyped-call]
+""":data:`_VIEW_BY_ID` as asyncpg runs it (``$1``: the message id)."""
+
+
+def _view_of_row(row: Sequence[Any]) -> MessageView:
+    (id_, room, role, content, status, metadata, user, persona, name, at) = row
+    return MessageView(
+        id=id_,
+        chat_room_id=room,
+        role=role,
+        content=content,
+        status=status,
+        metadata=dict(metadata) if isinstance(metadata, dict) else {},
+        sender_user_id=user,
+        sender_virtual_user_id=persona,
+        sender_name=name,
+        created_at=at,
     )

@@ -19,6 +19,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from src.domain.errors import AuthenticationError, DomainError
+from src.infra.db_client import UNAVAILABLE_SQLSTATE_CLASSES
 from src.infra.logging import request_id_var
 from src.middleware.auth_middleware import bearer_token
 
@@ -120,11 +121,6 @@ async def handle_database_unavailable(_: Request, exc: Exception) -> JSONRespons
         },
         {"Retry-After": "5"},
     )
-
-
-UNAVAILABLE_SQLSTATE_CLASSES = frozenset({"08", "53", "57"})
-"""Connection exceptions, insufficient resources (too many connections), and
-operator intervention (statement timeout, shutdown, server starting up)."""
 
 
 def means_unavailable(sqlstate: object) -> bool:

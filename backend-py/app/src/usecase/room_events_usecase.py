@@ -18,6 +18,14 @@ left, or the room deleted): they receive nothing more of the room. It also
 ends, with a last comment and no event, when this replica loses its
 connection to the database or starts shutting down; the client reconnects
 with ``Last-Event-ID``.
+
+A read the database cannot serve now (no pooled connection freed up in
+time, a lost connection, a timeout) never breaks the stream mid-response: it
+ends with a ``reconnect`` event (``reason``: the error's code) that asks the
+client to reconnect after ``RECONNECT_AFTER_MS`` (the SSE ``retry`` field,
+which ``EventSource`` obeys by itself); its id keeps the last message sent,
+so the reconnect's replay brings the message that could not be read, and
+everything after it. A browser's ``EventSource`` does all of this unaided.
 """
 
 import asyncio
@@ -26,9 +34,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from src.domain.entity.user import CurrentUser
-from src.domain.errors import NotFoundError
+from src.domain.errors import NotFoundError, ServiceUnavailableError
 from src.gateway.chat_room_gateway import ChatRoomGateway
-from src.gateway.message_gateway import MessageGateway
+from src.gateway.message_gateway import MessageGateway, MessageReader
 from src.gateway.room_events_gateway import CLOSED, RoomEventsGateway, Subscription
 from src.settings import Settings
 from src.usecase.chat_room_usecase import message_out
@@ -38,13 +46,21 @@ _KEY_NAMES = {"u": "user_id"}
 """Short keys of the notifications, as the events name them."""
 
 
+RECONNECT_AFTER_MS = 2000
+"""How long a client waits before reconnecting after a ``reconnect`` event."""
+
+
 @dataclass(frozen=True)
 class RoomEvent:
-    """One event of a room's stream; ``event`` empty for a keep-alive."""
+    """One event of a room's stream; ``event`` empty for a keep-alive.
+
+    ``retry_ms``: the reconnection delay the client should take from now on.
+    """
 
     event: str
     data: dict[str, Any]
     id: str
+    retry_ms: int | None = None
 
 
 KEEP_ALIVE = RoomEvent("", {}, "")
@@ -83,12 +99,14 @@ class RoomEventsUseCase:
         *,
         user: CurrentUser,
         as_caller: Transaction,
+        messages: MessageReader,
         events: RoomEventsGateway,
         settings: Settings,
     ) -> None:
-        """Take the caller, their transactions, the events and the settings."""
+        """Take the caller, their transactions and reads, the events, the settings."""
         self.user = user
         self.as_caller = as_caller
+        self.messages = messages
         self.events = events
         self.settings = settings
 
@@ -115,14 +133,33 @@ class RoomEventsUseCase:
         cursor = _Cursor(after or 0)
         async with self.events.subscribe(room_id, self.user.id) as subscription:
             yield KEEP_ALIVE  # subscribed: nothing from here on is missed
-            replay = await self._replay(room_id, after, cursor)
-            if replay is None:  # no longer a member
-                yield RoomEvent("member.left", self._left(room_id), cursor.other())
-                return
-            for event in replay:
-                yield event
-            async for event in self._live(subscription, cursor):
-                yield event
+            try:
+                async for event in self._events(room_id, after, subscription, cursor):
+                    yield event
+            except ServiceUnavailableError as exc:  # the response has started
+                yield RoomEvent(
+                    "reconnect",
+                    {"chat_room_id": room_id, "reason": exc.code},
+                    cursor.other(),
+                    retry_ms=RECONNECT_AFTER_MS,
+                )
+
+    async def _events(
+        self,
+        room_id: int,
+        after: int | None,
+        subscription: Subscription,
+        cursor: _Cursor,
+    ) -> AsyncIterator[RoomEvent]:
+        """The replay, then live events; raises when the database fails a read."""
+        replay = await self._replay(room_id, after, cursor)
+        if replay is None:  # no longer a member
+            yield RoomEvent("member.left", self._left(room_id), cursor.other())
+            return
+        for event in replay:
+            yield event
+        async for event in self._live(subscription, cursor):
+            yield event
 
     async def _replay(
         self, room_id: int, after: int | None, cursor: _Cursor
@@ -182,8 +219,7 @@ class RoomEventsUseCase:
         message_id = int(note["id"])
         if message_id <= cursor.message_id:  # sent by the replay already
             return None
-        async with self.as_caller() as session:
-            message = await MessageGateway(session).view(message_id)
+        message = await self.messages.view(message_id)
         if message is None:  # not readable by this member (any more)
             return None
         data = message_out(message).model_dump(mode="json")
@@ -194,8 +230,15 @@ class RoomEventsUseCase:
 
 
 async def _next(subscription: Subscription, timeout_s: float) -> dict[str, Any] | None:
-    """The next notification, or None after ``timeout_s`` of silence."""
+    """The next notification, or None after ``timeout_s`` of silence.
+
+    ``asyncio.timeout``, not ``wait_for`` (a task per wait before Python 3.12).
+    """
+    queue = subscription.queue
+    if not queue.empty():
+        return queue.get_nowait()
     try:
-        return await asyncio.wait_for(subscription.queue.get(), timeout_s)
+        async with asyncio.timeout(timeout_s):
+            return await queue.get()
     except TimeoutError:
         return None
