@@ -120,7 +120,7 @@ class Settings(BaseSettings):
     retrieval_vector_weight: float = Field(default=1.0, ge=0)
     retrieval_text_weight: float = Field(default=1.0, ge=0)
     retrieval_rrf_k: int = Field(default=60, ge=1)
-    retrieval_candidates: int = Field(default=15, ge=1)
+    retrieval_candidates: int = Field(default=20, ge=1)
     retrieval_text_candidates: int = Field(default=10, ge=1)
     retrieval_text_scan_limit: int = Field(default=100, ge=1)
     hnsw_ef_search: int = Field(default=48, ge=1)
