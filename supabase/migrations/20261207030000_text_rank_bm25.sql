@@ -314,11 +314,15 @@ begin
                                            / coalesce(average_lexemes,
                                                       length(m.fts))))
                         ), 0)
-                   from unnest(m.fts) as t(lexeme, positions, weights)
+                   -- Only the query's words of the chunk (fts holds weight D
+                   -- only: the trigger writes it; mark the words A, keep A):
+                   -- unnesting every lexeme of 100 chunks costs 4x more.
+                   from unnest(
+                          ts_filter(setweight(m.fts, 'A', words), '{a}')
+                        ) as t(lexeme, positions, weights)
                   cross join lateral (
                         select coalesce(cardinality(t.positions), 1)::float8 as tf
                        ) f
-                  where t.lexeme = any(words)
                )
              end desc,
              m.id
