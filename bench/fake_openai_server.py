@@ -104,6 +104,7 @@ class FakeOpenAI:
     ) -> None:
         self.behaviour = behaviour
         self.script = dict(script or {})
+        self.writers: set[asyncio.StreamWriter] = set()
         self.vectors = Vectors()
         self.words = [f" word{n}" for n in range(behaviour.tokens)]
         self.answer = "".join(self.words).strip()
@@ -121,6 +122,7 @@ class FakeOpenAI:
     async def serve(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> None:
+        self.writers.add(writer)
         try:
             while True:
                 head = await reader.readuntil(b"\r\n\r\n")
@@ -142,7 +144,17 @@ class FakeOpenAI:
         except (asyncio.IncompleteReadError, ConnectionError):
             pass
         finally:
+            self.writers.discard(writer)
             writer.close()
+
+    async def close_connections(self) -> None:
+        """End the open connections, so that their handlers return (not cancelled)."""
+        for writer in list(self.writers):
+            writer.close()
+        for _ in range(100):
+            if not self.writers:
+                return
+            await asyncio.sleep(0.01)
 
     def embeddings(self, body: dict[str, object]) -> bytes:
         raw = body.get("input")

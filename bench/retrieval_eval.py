@@ -392,6 +392,7 @@ async def run(corpora: list[str], fresh: bool) -> None:
     finally:
         await providers.aclose()
         server.close()
+        await fake.close_connections()
         await server.wait_closed()
     log(f"\nembedding model: {embeddings.model_name}; relevant = a labelled page")
     for name, report in results.items():
