@@ -428,3 +428,7 @@ comment on function public.hybrid_search(extensions.vector, text, text, bigint, 
 
 revoke all on function public.hybrid_search(extensions.vector, text, text, bigint, text, int, int, int, float8, float8, int, int) from public, anon;
 grant execute on function public.hybrid_search(extensions.vector, text, text, bigint, text, int, int, int, float8, float8, int, int) to authenticated, service_role;
+
+-- The statistics of an existing database now, not at the worker's next round
+-- (until then a word outside the 5% would weigh less than a common one).
+select public.refresh_document_chunk_common_lexemes();
