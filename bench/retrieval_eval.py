@@ -182,9 +182,12 @@ async def page_of_documents(database: Database) -> dict[int, str]:
 
 
 def mode_settings(settings: Settings) -> dict[str, Settings]:
+    no_pages = {"retrieval_page_weight": 0.0}
     return {
-        "vector": settings.model_copy(update={"retrieval_text_weight": 0.0}),
-        "full-text": settings.model_copy(update={"retrieval_vector_weight": 0.0}),
+        "vector": settings.model_copy(update={"retrieval_text_weight": 0.0} | no_pages),
+        "full-text": settings.model_copy(
+            update={"retrieval_vector_weight": 0.0} | no_pages
+        ),
         "hybrid": settings,
     }
 

@@ -26,6 +26,13 @@
 -- hybrid_search gains text_candidate_count (NULL: candidate_count): how many
 -- full-text candidates enter the fusion, apart from the vector leg's
 -- candidate_count.
+--
+-- And a third leg, pages: documents.centroid is the mean of a document's
+-- chunk embeddings (kept when its chunks are written or re-embedded); the
+-- page_count documents whose centroid is nearest the question each bring
+-- their chunk nearest the question, ranked by the page's distance, fused
+-- with weight page_weight (0, the default: no page leg). A page about the
+-- question's subject is found even when no single chunk of it says so.
 -- =============================================================================
 
 create table public.document_chunk_text_statistics (
@@ -336,6 +343,21 @@ $fn$;
 comment on function private.match_document_chunks_text(text, text, text, bigint, int, int) is
   'Full-text search in the text_search_config configuration over ready documents the caller may read: shared ones, the caller''s private ones, and - only when filter_chat_room_id is given - that room''s documents if the caller is its member or the uploader. A query with a "phrase" or a -word is read as websearch_to_tsquery reads it and ranked with ts_rank; any other matches chunks holding any of its words and is ranked with BM25 (idf from document_chunk_common_lexemes and document_chunk_text_statistics). Reads at most max_matches matching chunks (by the GIN index, first those holding every rare word of the query; or the table in order when every word is common) and returns the best match_count as (chunk_id, rank), rank 1 = best. The full-text leg of public.hybrid_search.';
 
+alter table public.documents add column centroid extensions.vector(384) null;
+
+comment on column public.documents.centroid is
+  'The mean of the embeddings of the document''s chunks (of its embedding_model), for the page leg of public.hybrid_search; written with the chunks (and by make reembed); NULL without chunks.';
+
+update public.documents d
+   set centroid = (
+         select avg(c.embedding) from public.document_chunks c
+          where c.document_id = d.id and c.embedding_model = d.embedding_model
+       )
+ where d.chunk_count > 0;
+
+create index documents_centroid_hnsw_idx on public.documents
+  using hnsw (centroid extensions.vector_cosine_ops);
+
 drop function public.hybrid_search(extensions.vector, text, text, bigint, text, int, int, int, float8, float8, int);
 
 create function public.hybrid_search(
@@ -350,7 +372,9 @@ create function public.hybrid_search(
   vector_weight float8 default 1.0,
   text_weight float8 default 1.0,
   rrf_k int default 60,
-  text_candidate_count int default null
+  text_candidate_count int default null,
+  page_weight float8 default 0,
+  page_count int default 5
 )
 returns table (
   chunk_id     bigint,
@@ -402,12 +426,44 @@ begin
         coalesce(text_candidate_count, candidate_count)
       ) t
   ),
+  page_candidates as materialized (
+    select d.id,
+           d.centroid operator(extensions.<=>) query_embedding as distance
+      from public.documents d
+     where d.embedding_model = filter_embedding_model
+       and d.centroid is not null
+       and d.status = 'ready'
+       and (
+         d.visibility = 'shared'
+         or (d.visibility = 'private' and d.owner_id = (select auth.uid()))
+         or (d.visibility = 'room' and d.chat_room_id = filter_chat_room_id)
+       )
+     order by d.centroid operator(extensions.<=>) query_embedding
+     limit case when page_weight > 0 then greatest(page_count, 0) else 0 end
+  ),
+  page_ranked as (
+    select b.id, row_number() over (order by p.distance, p.id) as rank
+      from page_candidates p
+     cross join lateral (
+           -- The page's chunk nearest the question. "+ 0": an expression the
+           -- HNSW index cannot serve, so the page's own chunks are read (by
+           -- document_id), not the whole graph filtered to one page.
+           select c.id
+             from public.document_chunks c
+            where c.document_id = p.id
+              and c.embedding_model = filter_embedding_model
+            order by (c.embedding operator(extensions.<=>) query_embedding) + 0, c.id
+            limit 1
+         ) b
+  ),
   fused as (
     select id, sum(score) as score
       from (
         select id, vector_weight / (rrf_k + rank) as score from vector_ranked
         union all
         select id, text_weight / (rrf_k + rank) as score from text_ranked
+        union all
+        select id, page_weight / (rrf_k + rank) as score from page_ranked
       ) legs
      group by id
     having sum(score) > 0
@@ -423,11 +479,11 @@ begin
 end
 $fn$;
 
-comment on function public.hybrid_search(extensions.vector, text, text, bigint, text, int, int, int, float8, float8, int, int) is
-  'The match_count chunks that best match a question, best first, with where each lies in its document (char_start/char_end in documents.content, page_start/page_end for a PDF): the candidate_count nearest by embedding (cosine, HNSW) and the text_candidate_count (NULL: candidate_count) best full-text matches (private.match_document_chunks_text in the text_search_config configuration, reading at most text_scan_limit matches), fused with weighted reciprocal rank fusion: score = vector_weight / (rrf_k + vector rank) + text_weight / (rrf_k + text rank). Searches ready documents the caller may read (security invoker: row-level security applies): shared ones, their private ones and filter_chat_room_id''s. RPC: POST /rest/v1/rpc/hybrid_search.';
+comment on function public.hybrid_search(extensions.vector, text, text, bigint, text, int, int, int, float8, float8, int, int, float8, int) is
+  'The match_count chunks that best match a question, best first, with where each lies in its document (char_start/char_end in documents.content, page_start/page_end for a PDF): the candidate_count nearest by embedding (cosine, HNSW) and the text_candidate_count (NULL: candidate_count) best full-text matches (private.match_document_chunks_text in the text_search_config configuration, reading at most text_scan_limit matches) and, with page_weight > 0, the nearest chunk of each of the page_count documents whose centroid is nearest, ranked by that distance, fused with weighted reciprocal rank fusion: score = vector_weight / (rrf_k + vector rank) + text_weight / (rrf_k + text rank) + page_weight / (rrf_k + page rank). Searches ready documents the caller may read (security invoker: row-level security applies): shared ones, their private ones and filter_chat_room_id''s. RPC: POST /rest/v1/rpc/hybrid_search.';
 
-revoke all on function public.hybrid_search(extensions.vector, text, text, bigint, text, int, int, int, float8, float8, int, int) from public, anon;
-grant execute on function public.hybrid_search(extensions.vector, text, text, bigint, text, int, int, int, float8, float8, int, int) to authenticated, service_role;
+revoke all on function public.hybrid_search(extensions.vector, text, text, bigint, text, int, int, int, float8, float8, int, int, float8, int) from public, anon;
+grant execute on function public.hybrid_search(extensions.vector, text, text, bigint, text, int, int, int, float8, float8, int, int, float8, int) to authenticated, service_role;
 
 -- The statistics of an existing database now, not at the worker's next round
 -- (until then a word outside the 5% would weigh less than a common one).

@@ -122,6 +122,8 @@ class Settings(BaseSettings):
     retrieval_rrf_k: int = Field(default=60, ge=1)
     retrieval_candidates: int = Field(default=20, ge=1)
     retrieval_text_candidates: int = Field(default=10, ge=1)
+    retrieval_page_weight: float = Field(default=1.0, ge=0)
+    retrieval_pages: int = Field(default=5, ge=1)
     retrieval_text_scan_limit: int = Field(default=100, ge=1)
     hnsw_ef_search: int = Field(default=48, ge=1)
     history_token_budget: int = Field(default=2000, ge=0)

@@ -90,7 +90,9 @@ update public.documents
    set status = 'ready', error = null, next_attempt_at = now(),
        indexed_hash = :content_hash, embedding_model = :model,
        chunk_count = (select count(*) from public.document_chunks
-                       where document_id = :id)
+                       where document_id = :id),
+       centroid = (select avg(embedding) from public.document_chunks
+                    where document_id = :id and embedding_model = :model)
  where id = :id
 """)
 

@@ -13,8 +13,11 @@ meaning) and reads at most ``retrieval_text_scan_limit`` matches before ranking
 them with BM25 (word rarity from the statistics ANALYZE keeps), so a query of
 common words stays about as cheap as a rare one. The best
 ``retrieval_candidates`` of the vector leg and ``retrieval_text_candidates`` of
-the full-text leg are merged with weighted reciprocal rank fusion:
-``score = w_v / (rrf_k + rank_v) + w_t / (rrf_k + rank_t)``.
+the full-text leg, and a third leg, pages (the nearest chunk of each of the
+``retrieval_pages`` documents whose centroid, the mean of their chunk
+embeddings, is nearest the question), are merged with weighted reciprocal rank
+fusion: ``score = w_v / (rrf_k + rank_v) + w_t / (rrf_k + rank_t) + w_p /
+(rrf_k + rank_p)``.
 
 The statement runs in the caller's transaction; in a user transaction Postgres
 row-level security applies to the vector leg and to the rows returned.
@@ -49,7 +52,9 @@ select chunk_id, document_id, title, content, heading_path, score,
     vector_weight => cast(:vector_weight as float8),
     text_weight => cast(:text_weight as float8),
     rrf_k => cast(:rrf_k as integer),
-    text_candidate_count => cast(:text_candidates as integer)
+    text_candidate_count => cast(:text_candidates as integer),
+    page_weight => cast(:page_weight as float8),
+    page_count => cast(:pages as integer)
   )
 """)
 
@@ -171,6 +176,8 @@ def search_settings(settings: Settings, *, model: str, k: int) -> dict[str, Any]
         "vector_weight": settings.retrieval_vector_weight,
         "text_weight": settings.retrieval_text_weight,
         "rrf_k": settings.retrieval_rrf_k,
+        "page_weight": settings.retrieval_page_weight,
+        "pages": settings.retrieval_pages,
     }
 
 

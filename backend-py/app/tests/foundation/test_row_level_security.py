@@ -299,7 +299,7 @@ async def test_users_call_hybrid_search_and_the_policies_helpers_anon_nothing(
     # schema private as the caller too, so authenticated must execute them.
     functions = [
         "public.hybrid_search(extensions.vector, text, text, bigint, text, int, "
-        "int, int, float8, float8, int, int)",
+        "int, int, float8, float8, int, int, float8, int)",
         "private.is_room_member(bigint)",
         "private.is_room_owner(bigint)",
         "private.member_room_ids()",

@@ -219,8 +219,13 @@ async def test_documents_not_ready_are_not_searched(
 
 async def test_a_zero_weight_switches_a_leg_off(kb: Knowledge, user: uuid.UUID) -> None:
     ids = await index_corpus(kb, owner=user)
-    vector_only = kb.settings.model_copy(update={"retrieval_text_weight": 0.0})
-    text_only = kb.settings.model_copy(update={"retrieval_vector_weight": 0.0})
+    no_pages = {"retrieval_page_weight": 0.0}
+    vector_only = kb.settings.model_copy(
+        update={"retrieval_text_weight": 0.0} | no_pages
+    )
+    text_only = kb.settings.model_copy(
+        update={"retrieval_vector_weight": 0.0} | no_pages
+    )
 
     async with kb.search_as(user, vector_only) as gateway:
         by_vector = await gateway.search(query="money back", k=5, chat_room_id=None)
@@ -230,6 +235,56 @@ async def test_a_zero_weight_switches_a_leg_off(kb: Knowledge, user: uuid.UUID) 
     assert by_vector[0].document_id == ids["Refunds"]
     assert len(by_vector) == 5
     assert [h.document_id for h in by_text] == [ids["Office"]]
+
+
+async def test_a_document_s_centroid_is_the_mean_of_its_chunk_embeddings(
+    kb: Knowledge,
+) -> None:
+    long_page = " ".join(
+        f"Sentence {n} of a long page about parcels." for n in range(40)
+    )
+    doc = await insert_document(
+        kb.connection, owner_id=None, title="L", content=long_page
+    )
+    await kb.worker.drain()
+
+    row = (
+        await kb.connection.execute(
+            text(
+                "select d.chunk_count, "
+                "d.centroid <=> (select avg(c.embedding) from public.document_chunks c "
+                "where c.document_id = d.id) as off "
+                "from public.documents d where d.id = :id"
+            ),
+            {"id": doc},
+        )
+    ).one()
+
+    assert row.chunk_count > 1
+    assert row.off < 1e-6
+
+
+async def test_the_page_leg_brings_the_nearest_chunk_of_the_nearest_pages(
+    kb: Knowledge, user: uuid.UUID
+) -> None:
+    ids = await index_corpus(kb, owner=None)
+    pages_only = kb.settings.model_copy(
+        update={
+            "retrieval_vector_weight": 0.0,
+            "retrieval_text_weight": 0.0,
+            "retrieval_pages": 2,
+        }
+    )
+
+    async with kb.search_as(user, pages_only) as gateway:
+        hits = await gateway.search(
+            query="how do I reset my password", k=5, chat_room_id=None
+        )
+
+    assert len(hits) == 2  # one chunk of each of the 2 nearest pages
+    assert hits[0].document_id == ids["Password help"]
+    assert hits[0].score > hits[1].score
+    assert hits[1].document_id != hits[0].document_id
 
 
 async def test_queries_full_of_dashes_do_not_break_full_text(

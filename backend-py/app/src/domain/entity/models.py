@@ -226,6 +226,7 @@ class Documents(SQLModel, table=True):
         ForeignKeyConstraint(['chat_room_id'], ['chat_rooms.id'], ondelete='CASCADE', name='documents_chat_room_id_fkey'),
         ForeignKeyConstraint(['owner_id'], ['general_users.id'], ondelete='CASCADE', name='documents_owner_id_fkey'),
         PrimaryKeyConstraint('id', name='documents_pkey'),
+        Index('documents_centroid_hnsw_idx', 'centroid', postgresql_ops={'centroid': 'vector_cosine_ops'}, postgresql_using='hnsw'),
         Index('documents_chat_room_id_idx', 'chat_room_id'),
         Index('documents_owner_id_idx', 'owner_id'),
         Index('documents_work_queue_idx', 'status', 'next_attempt_at', postgresql_where="(status = ANY (ARRAY['pending'::text, 'processing'::text]))"),
@@ -257,6 +258,7 @@ class Documents(SQLModel, table=True):
     embedding_model: Optional[str] = Field(default=None, sa_column=Column('embedding_model', Text, comment='Embedding model used for the current chunks.'))
     original: Optional[bytes] = Field(default=None, sa_column=Column('original', LargeBinary, comment='The uploaded file (PDF or HTML) until the worker has extracted its text into content; NULL for text documents and once extracted. A document with an original is parsed before it is chunked.'))
     original_sha256: Optional[str] = Field(default=None, sa_column=Column('original_sha256', Text, comment='sha256 (hex) of the uploaded file, set by the API: the same file uploaded again to the same place is the same document. Kept after extraction.'))
+    centroid: Optional[object] = Field(default=None, sa_column=Column('centroid', VECTOR(384), comment="The mean of the embeddings of the document's chunks (of its embedding_model), for the page leg of public.hybrid_search; written with the chunks (and by make reembed); NULL without chunks."))
 
     chat_room: Optional['ChatRooms'] = Relationship(back_populates='documents')
     owner: Optional['GeneralUsers'] = Relationship(back_populates='documents')
