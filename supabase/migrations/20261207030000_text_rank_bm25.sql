@@ -29,10 +29,11 @@
 --
 -- And a third leg, pages: documents.centroid is the mean of a document's
 -- chunk embeddings (kept when its chunks are written or re-embedded); the
--- page_count documents whose centroid is nearest the question each bring
--- their chunk nearest the question, ranked by the page's distance, fused
--- with weight page_weight (0, the default: no page leg). A page about the
--- question's subject is found even when no single chunk of it says so.
+-- page_count documents whose centroid is nearest the question are ranked by
+-- that distance, and each adds page_weight / (rrf_k + its rank) to the best
+-- of its chunks among the two legs' candidates (0, the default: no page
+-- leg). A page about the question's subject comes up even when none of its
+-- chunks alone ranks high.
 -- =============================================================================
 
 create table public.document_chunk_text_statistics (
@@ -426,6 +427,9 @@ begin
         coalesce(text_candidate_count, candidate_count)
       ) t
   ),
+  -- The pages: the page_count documents whose centroid is nearest. Each
+  -- adds its rank to the best-scored of its chunks among the two legs'
+  -- candidates (none, if it has no chunk there): no chunk is read for it.
   page_candidates as materialized (
     select d.id,
            d.centroid operator(extensions.<=>) query_embedding as distance
@@ -442,31 +446,33 @@ begin
      limit case when page_weight > 0 then greatest(page_count, 0) else 0 end
   ),
   page_ranked as (
-    select b.id, row_number() over (order by p.distance, p.id) as rank
-      from page_candidates p
-     cross join lateral (
-           -- The page's chunk nearest the question. "+ 0": an expression the
-           -- HNSW index cannot serve, so the page's own chunks are read (by
-           -- document_id), not the whole graph filtered to one page.
-           select c.id
-             from public.document_chunks c
-            where c.document_id = p.id
-              and c.embedding_model = filter_embedding_model
-            order by (c.embedding operator(extensions.<=>) query_embedding) + 0, c.id
-            limit 1
-         ) b
+    select id as document_id,
+           row_number() over (order by distance, id) as rank
+      from page_candidates
   ),
-  fused as (
+  legs as (
     select id, sum(score) as score
       from (
         select id, vector_weight / (rrf_k + rank) as score from vector_ranked
         union all
         select id, text_weight / (rrf_k + rank) as score from text_ranked
-        union all
-        select id, page_weight / (rrf_k + rank) as score from page_ranked
-      ) legs
+      ) l
      group by id
     having sum(score) > 0
+  ),
+  placed as (
+    select l.id, l.score, c.document_id,
+           row_number() over (
+             partition by c.document_id order by l.score desc, l.id
+           ) as nth
+      from legs l
+      join public.document_chunks c on c.id = l.id
+  ),
+  fused as (
+    select p.id,
+           p.score + coalesce(page_weight / (rrf_k + r.rank), 0) as score
+      from placed p
+      left join page_ranked r on r.document_id = p.document_id and p.nth = 1
      order by score desc, id
      limit match_count
   )
@@ -480,7 +486,7 @@ end
 $fn$;
 
 comment on function public.hybrid_search(extensions.vector, text, text, bigint, text, int, int, int, float8, float8, int, int, float8, int) is
-  'The match_count chunks that best match a question, best first, with where each lies in its document (char_start/char_end in documents.content, page_start/page_end for a PDF): the candidate_count nearest by embedding (cosine, HNSW) and the text_candidate_count (NULL: candidate_count) best full-text matches (private.match_document_chunks_text in the text_search_config configuration, reading at most text_scan_limit matches) and, with page_weight > 0, the nearest chunk of each of the page_count documents whose centroid is nearest, ranked by that distance, fused with weighted reciprocal rank fusion: score = vector_weight / (rrf_k + vector rank) + text_weight / (rrf_k + text rank) + page_weight / (rrf_k + page rank). Searches ready documents the caller may read (security invoker: row-level security applies): shared ones, their private ones and filter_chat_room_id''s. RPC: POST /rest/v1/rpc/hybrid_search.';
+  'The match_count chunks that best match a question, best first, with where each lies in its document (char_start/char_end in documents.content, page_start/page_end for a PDF): the candidate_count nearest by embedding (cosine, HNSW) and the text_candidate_count (NULL: candidate_count) best full-text matches (private.match_document_chunks_text in the text_search_config configuration, reading at most text_scan_limit matches) fused with weighted reciprocal rank fusion: score = vector_weight / (rrf_k + vector rank) + text_weight / (rrf_k + text rank); with page_weight > 0, the best-scored candidate chunk of each of the page_count documents whose centroid (documents.centroid) is nearest adds page_weight / (rrf_k + page rank). Searches ready documents the caller may read (security invoker: row-level security applies): shared ones, their private ones and filter_chat_room_id''s. RPC: POST /rest/v1/rpc/hybrid_search.';
 
 revoke all on function public.hybrid_search(extensions.vector, text, text, bigint, text, int, int, int, float8, float8, int, int, float8, int) from public, anon;
 grant execute on function public.hybrid_search(extensions.vector, text, text, bigint, text, int, int, int, float8, float8, int, int, float8, int) to authenticated, service_role;

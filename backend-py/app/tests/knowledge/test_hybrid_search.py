@@ -3,6 +3,7 @@
 import uuid
 
 import numpy as np
+import pytest
 from sqlalchemy import text
 
 from src.gateway.embeddings_gateway import full_text_query
@@ -264,27 +265,30 @@ async def test_a_document_s_centroid_is_the_mean_of_its_chunk_embeddings(
     assert row.off < 1e-6
 
 
-async def test_the_page_leg_brings_the_nearest_chunk_of_the_nearest_pages(
+async def test_the_nearest_pages_add_their_rank_to_their_best_chunk(
     kb: Knowledge, user: uuid.UUID
 ) -> None:
-    ids = await index_corpus(kb, owner=None)
-    pages_only = kb.settings.model_copy(
-        update={
-            "retrieval_vector_weight": 0.0,
-            "retrieval_text_weight": 0.0,
-            "retrieval_pages": 2,
-        }
+    await index_corpus(kb, owner=None)
+    no_pages = kb.settings.model_copy(update={"retrieval_page_weight": 0.0})
+    two_pages = kb.settings.model_copy(update={"retrieval_pages": 2})
+    query = "how do I reset my password"
+
+    async with kb.search_as(user, no_pages) as gateway:
+        before = await gateway.search(query=query, k=5, chat_room_id=None)
+    async with kb.search_as(user, two_pages) as gateway:
+        after = await gateway.search(query=query, k=5, chat_room_id=None)
+
+    # One chunk per document here: the two nearest pages' chunks gain
+    # 1 / (60 + 1) and 1 / (60 + 2), the others nothing.
+    gains = sorted(
+        (a.score - b.score for a in after for b in before if a.chunk_id == b.chunk_id),
+        reverse=True,
     )
-
-    async with kb.search_as(user, pages_only) as gateway:
-        hits = await gateway.search(
-            query="how do I reset my password", k=5, chat_room_id=None
-        )
-
-    assert len(hits) == 2  # one chunk of each of the 2 nearest pages
-    assert hits[0].document_id == ids["Password help"]
-    assert hits[0].score > hits[1].score
-    assert hits[1].document_id != hits[0].document_id
+    assert len(gains) == 5
+    assert gains[0] == pytest.approx(1 / 61)
+    assert gains[1] == pytest.approx(1 / 62)
+    assert gains[2:] == [0.0, 0.0, 0.0]
+    assert after[0].chunk_id == before[0].chunk_id
 
 
 async def test_queries_full_of_dashes_do_not_break_full_text(
