@@ -13,11 +13,11 @@ meaning) and reads at most ``retrieval_text_scan_limit`` matches before ranking
 them with BM25 (word rarity from the statistics ANALYZE keeps), so a query of
 common words stays about as cheap as a rare one. The best
 ``retrieval_candidates`` of the vector leg and ``retrieval_text_candidates`` of
-the full-text leg, and a third leg, pages (the nearest chunk of each of the
-``retrieval_pages`` documents whose centroid, the mean of their chunk
-embeddings, is nearest the question), are merged with weighted reciprocal rank
-fusion: ``score = w_v / (rrf_k + rank_v) + w_t / (rrf_k + rank_t) + w_p /
-(rrf_k + rank_p)``.
+the full-text leg are merged with weighted reciprocal rank fusion:
+``score = w_v / (rrf_k + rank_v) + w_t / (rrf_k + rank_t)``. Pages too: the
+``retrieval_pages`` documents whose centroid (the mean of their chunk
+embeddings) is nearest the question each add ``w_p / (rrf_k + rank_p)`` to
+the best-scored of their chunks among those candidates.
 
 The statement runs in the caller's transaction; in a user transaction Postgres
 row-level security applies to the vector leg and to the rows returned.
