@@ -12,7 +12,12 @@ charged to the API or to the benchmark's client)::
 * ``POST /v1/chat/completions``: with ``"stream": true``, ``--tokens`` chunks,
   the first after ``--first-token-ms`` and the last at ``--stream-ms``, then a
   finish chunk, a usage chunk (``stream_options.include_usage``) and
-  ``[DONE]``; without, the whole answer after ``--answer-ms`` (0: instantly).
+  ``[DONE]``; without, the whole answer after ``--answer-ms`` (0: instantly):
+  the reply ``--script`` (a JSON object) maps the last user message to, if
+  any, else the ``--tokens`` words.
+
+``bench/retrieval_eval.py`` runs the same server in its own event loop
+(:class:`FakeOpenAI` with a ``script``) as its scripted rewriting model.
 
 A raw asyncio HTTP/1.1 server (keep-alive, chunked streaming): thousands of
 chunks a second must cost it little, and nothing here is what is measured.
@@ -25,6 +30,7 @@ import hashlib
 import json
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import uvloop
@@ -86,15 +92,37 @@ def _chunk(payload: bytes) -> bytes:
 
 
 class FakeOpenAI:
-    def __init__(self, behaviour: Behaviour) -> None:
+    """The server's state; ``serve`` handles one connection.
+
+    ``script`` maps a last user message to its own non-streamed reply (a
+    scripted model: the retrieval eval's question rewrites); any other
+    message gets the ``--tokens`` words.
+    """
+
+    def __init__(
+        self, behaviour: Behaviour, script: dict[str, str] | None = None
+    ) -> None:
         self.behaviour = behaviour
+        self.script = dict(script or {})
+        self.writers: set[asyncio.StreamWriter] = set()
         self.vectors = Vectors()
         self.words = [f" word{n}" for n in range(behaviour.tokens)]
         self.answer = "".join(self.words).strip()
 
+    def reply_to(self, messages: object) -> str:
+        """The scripted reply to the last user message, or the usual answer."""
+        users = [
+            m
+            for m in (messages if isinstance(messages, list) else [])
+            if isinstance(m, dict) and m.get("role") == "user"
+        ]
+        last = str(users[-1].get("content") or "") if users else ""
+        return self.script.get(last, self.answer)
+
     async def serve(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> None:
+        self.writers.add(writer)
         try:
             while True:
                 head = await reader.readuntil(b"\r\n\r\n")
@@ -116,7 +144,17 @@ class FakeOpenAI:
         except (asyncio.IncompleteReadError, ConnectionError):
             pass
         finally:
+            self.writers.discard(writer)
             writer.close()
+
+    async def close_connections(self) -> None:
+        """End the open connections, so that their handlers return (not cancelled)."""
+        for writer in list(self.writers):
+            writer.close()
+        for _ in range(100):
+            if not self.writers:
+                return
+            await asyncio.sleep(0.01)
 
     def embeddings(self, body: dict[str, object]) -> bytes:
         raw = body.get("input")
@@ -162,7 +200,10 @@ class FakeOpenAI:
                 "choices": [
                     {
                         "index": 0,
-                        "message": {"role": "assistant", "content": self.answer},
+                        "message": {
+                            "role": "assistant",
+                            "content": self.reply_to(messages),
+                        },
                         "finish_reason": "stop",
                         "logprobs": None,
                     }
@@ -209,13 +250,15 @@ class FakeOpenAI:
 
 
 async def main(args: argparse.Namespace) -> None:
+    script = json.loads(args.script.read_text()) if args.script else {}
     fake = FakeOpenAI(
         Behaviour(
             tokens=args.tokens,
             first_token_s=args.first_token_ms / 1000,
             stream_s=args.stream_ms / 1000,
             answer_s=args.answer_ms / 1000,
-        )
+        ),
+        script,
     )
     server = await asyncio.start_server(
         fake.serve, "127.0.0.1", args.port, backlog=4096
@@ -232,6 +275,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--first-token-ms", type=float, default=300.0)
     parser.add_argument("--stream-ms", type=float, default=3300.0)
     parser.add_argument("--answer-ms", type=float, default=0.0)
+    parser.add_argument(
+        "--script", type=Path, help="JSON: last user message -> reply (not streamed)"
+    )
     return parser.parse_args()
 
 

@@ -489,7 +489,7 @@ class Bench:
                             "config": settings.text_search_config,
                             "model": MODEL,
                             "scan_limit": settings.retrieval_text_scan_limit,
-                            "candidates": settings.retrieval_candidates,
+                            "candidates": settings.retrieval_text_candidates,
                         },
                     )
                     timings.append((time.perf_counter() - started) * 1000)

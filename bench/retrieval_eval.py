@@ -22,7 +22,8 @@ its chunk comes from a labelled page:
   fused by reciprocal rank); and with a model's rewrite (``model``:
   ``LLMGateway.standalone_question`` through LangChain and the OpenAI client,
   against a scripted OpenAI-compatible server on 127.0.0.1 that answers each
-  follow-up with the standalone question a good model would write).
+  follow-up with the standalone question a good model would write:
+  ``fake_openai_server.py``'s server, run in this process's event loop).
 
 Usage: ``make eval`` (``--fresh`` rebuilds the databases, ``--corpus`` picks one).
 """
@@ -47,6 +48,7 @@ import eval_postgres_docs
 import eval_python_docs
 import psycopg
 from eval_types import Conversation
+from fake_openai_server import Behaviour, FakeOpenAI
 from sqlalchemy import text
 
 APP_DIR = Path(__file__).resolve().parents[1] / "backend-py" / "app"
@@ -64,7 +66,6 @@ from src.infra.embeddings.minilm import MiniLMEmbeddings  # noqa: E402
 from src.infra.migrations import apply_compat_layer, apply_migrations  # noqa: E402
 from src.settings import Settings  # noqa: E402
 from src.worker.ingestion_worker import IngestionWorker  # noqa: E402
-from tests.support.fake_openai import FakeOpenAI  # noqa: E402
 
 CORPORA: dict[str, ModuleType] = {
     "python": eval_python_docs,
@@ -181,9 +182,12 @@ async def page_of_documents(database: Database) -> dict[int, str]:
 
 
 def mode_settings(settings: Settings) -> dict[str, Settings]:
+    no_pages = {"retrieval_page_weight": 0.0}
     return {
-        "vector": settings.model_copy(update={"retrieval_text_weight": 0.0}),
-        "full-text": settings.model_copy(update={"retrieval_vector_weight": 0.0}),
+        "vector": settings.model_copy(update={"retrieval_text_weight": 0.0} | no_pages),
+        "full-text": settings.model_copy(
+            update={"retrieval_vector_weight": 0.0} | no_pages
+        ),
         "hybrid": settings,
     }
 
@@ -344,14 +348,12 @@ async def evaluate_corpus(
         await database.dispose()
 
 
-def scripted_model(fake: FakeOpenAI) -> AIProviders:
-    for corpus in CORPORA.values():
-        fake.script.update({c.follow_up: c.standalone for c in corpus.CONVERSATIONS})
+def scripted_model(base_url: str) -> AIProviders:
     settings = Settings(
         _env_file=None,
         environment="test",
         openai_api_key="sk-eval-scripted",
-        openai_base_url=fake.base_url,
+        openai_base_url=base_url,
         openai_chat_model="scripted-rewriter",
         llm_max_retries=0,
         langsmith_tracing=False,
@@ -373,9 +375,17 @@ def print_report(name: str, report: dict[str, Any]) -> None:
 
 async def run(corpora: list[str], fresh: bool) -> None:
     embeddings = MiniLMEmbeddings()
-    fake = FakeOpenAI()
-    fake.start()
-    providers = scripted_model(fake)
+    script = {
+        c.follow_up: c.standalone
+        for corpus in CORPORA.values()
+        for c in corpus.CONVERSATIONS
+    }
+    # Only non-streamed chat: the stream's timings do not matter.
+    behaviour = Behaviour(tokens=1, first_token_s=0.0, stream_s=0.0, answer_s=0.0)
+    fake = FakeOpenAI(behaviour, script)
+    server = await asyncio.start_server(fake.serve, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    providers = scripted_model(f"http://127.0.0.1:{port}/v1")
     try:
         llm = LLMGateway(providers.chat)
         results = {
@@ -384,7 +394,9 @@ async def run(corpora: list[str], fresh: bool) -> None:
         }
     finally:
         await providers.aclose()
-        fake.stop()
+        server.close()
+        await fake.close_connections()
+        await server.wait_closed()
     log(f"\nembedding model: {embeddings.model_name}; relevant = a labelled page")
     for name, report in results.items():
         print_report(name, report)

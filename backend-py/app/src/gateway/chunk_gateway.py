@@ -29,7 +29,9 @@ update public.document_chunks c
 
 _FINISH_DOCUMENTS_SQL = text("""
 update public.documents d
-   set embedding_model = :model
+   set embedding_model = :model,
+       centroid = (select avg(c.embedding) from public.document_chunks c
+                    where c.document_id = d.id)
  where d.embedding_model is distinct from :model
    and d.chunk_count > 0
    and not exists (

@@ -90,7 +90,9 @@ update public.documents
    set status = 'ready', error = null, next_attempt_at = now(),
        indexed_hash = :content_hash, embedding_model = :model,
        chunk_count = (select count(*) from public.document_chunks
-                       where document_id = :id)
+                       where document_id = :id),
+       centroid = (select avg(embedding) from public.document_chunks
+                    where document_id = :id and embedding_model = :model)
  where id = :id
 """)
 
@@ -447,11 +449,13 @@ class DocumentIndexGateway:
         return list(rows.all())
 
     async def refresh_common_lexemes(self) -> int:
-        """Copy the words ANALYZE found in 5% of the chunks or more.
+        """Copy the words ANALYZE listed, with their share of the chunks.
 
         ``match_document_chunks_text`` reads them to tell queries of common
-        words (planned for themselves) from the others (a cached plan on the
-        GIN index). Writes only what changed since the last call.
+        words (5% of the chunks or more: the table in order) from the others
+        (the GIN index), and for the idf of its BM25 rank; the average chunk
+        length goes to ``document_chunk_text_statistics``. Writes only what
+        changed since the last call.
 
         Returns:
             How many rows of ``document_chunk_common_lexemes`` changed.

@@ -10,10 +10,14 @@ rows does not starve it of results. The full-text leg
 (``private.match_document_chunks_text``) matches chunks holding any of the
 question's words (a ``"phrase"`` or a ``-word`` keeps ``websearch_to_tsquery``'s
 meaning) and reads at most ``retrieval_text_scan_limit`` matches before ranking
-them with ``ts_rank``, so a query of common words stays about as cheap as a
-rare one. The two rankings
-are merged with weighted reciprocal rank fusion:
-``score = w_v / (rrf_k + rank_v) + w_t / (rrf_k + rank_t)``.
+them with BM25 (word rarity from the statistics ANALYZE keeps), so a query of
+common words stays about as cheap as a rare one. The best
+``retrieval_candidates`` of the vector leg and ``retrieval_text_candidates`` of
+the full-text leg are merged with weighted reciprocal rank fusion:
+``score = w_v / (rrf_k + rank_v) + w_t / (rrf_k + rank_t)``. Pages too: the
+``retrieval_pages`` documents whose centroid (the mean of their chunk
+embeddings) is nearest the question each add ``w_p / (rrf_k + rank_p)`` to
+the best-scored of their chunks among those candidates.
 
 The statement runs in the caller's transaction; in a user transaction Postgres
 row-level security applies to the vector leg and to the rows returned.
@@ -47,7 +51,10 @@ select chunk_id, document_id, title, content, heading_path, score,
     text_scan_limit => cast(:text_scan_limit as integer),
     vector_weight => cast(:vector_weight as float8),
     text_weight => cast(:text_weight as float8),
-    rrf_k => cast(:rrf_k as integer)
+    rrf_k => cast(:rrf_k as integer),
+    text_candidate_count => cast(:text_candidates as integer),
+    page_weight => cast(:page_weight as float8),
+    page_count => cast(:pages as integer)
   )
 """)
 
@@ -164,10 +171,13 @@ def search_settings(settings: Settings, *, model: str, k: int) -> dict[str, Any]
         "ts_config": settings.text_search_config,
         "k": k,
         "candidates": max(k, settings.retrieval_candidates),
+        "text_candidates": max(k, settings.retrieval_text_candidates),
         "text_scan_limit": max(k, settings.retrieval_text_scan_limit),
         "vector_weight": settings.retrieval_vector_weight,
         "text_weight": settings.retrieval_text_weight,
         "rrf_k": settings.retrieval_rrf_k,
+        "page_weight": settings.retrieval_page_weight,
+        "pages": settings.retrieval_pages,
     }
 
 

@@ -35,4 +35,5 @@ def test_models_cover_every_public_table() -> None:
         "documents",
         "document_chunks",
         "document_chunk_common_lexemes",
+        "document_chunk_text_statistics",
     }

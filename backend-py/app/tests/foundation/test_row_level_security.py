@@ -299,7 +299,7 @@ async def test_users_call_hybrid_search_and_the_policies_helpers_anon_nothing(
     # schema private as the caller too, so authenticated must execute them.
     functions = [
         "public.hybrid_search(extensions.vector, text, text, bigint, text, int, "
-        "int, int, float8, float8, int)",
+        "int, int, float8, float8, int, int, float8, int)",
         "private.is_room_member(bigint)",
         "private.is_room_owner(bigint)",
         "private.member_room_ids()",
@@ -336,7 +336,11 @@ async def test_the_full_text_leg_is_for_users_its_statistics_are_not(
             "has_function_privilege(r.rolname, :many, 'execute'), "
             "has_function_privilege(r.rolname, :refresh, 'execute'), "
             "has_table_privilege(r.rolname, :lexemes, 'select'), "
-            "has_table_privilege(r.rolname, :lexemes, 'insert') "
+            "has_table_privilege(r.rolname, :lexemes, 'insert'), "
+            "has_table_privilege(r.rolname, :statistics, 'select'), "
+            "has_table_privilege(r.rolname, :statistics, 'insert'), "
+            "has_function_privilege(r.rolname, :idf, 'execute'), "
+            "has_function_privilege(r.rolname, :average, 'execute') "
             "from pg_roles r "
             "where r.rolname in ('anon', 'authenticated', 'service_role') "
             "order by r.rolname"
@@ -347,10 +351,13 @@ async def test_the_full_text_leg_is_for_users_its_statistics_are_not(
             "many": "private.text_query_matches_many(text, text)",
             "refresh": "public.refresh_document_chunk_common_lexemes()",
             "lexemes": "public.document_chunk_common_lexemes",
+            "statistics": "public.document_chunk_text_statistics",
+            "idf": "private.lexeme_idf(text[])",
+            "average": "private.chunk_average_lexemes()",
         },
     )
     assert [tuple(row) for row in privileges] == [
-        ("anon", False, False, False, False, False),
-        ("authenticated", True, False, False, False, False),
-        ("service_role", True, True, True, True, True),
+        ("anon", *[False] * 9),
+        ("authenticated", True, *[False] * 8),
+        ("service_role", *[True] * 9),
     ]

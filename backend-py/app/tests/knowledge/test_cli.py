@@ -100,7 +100,10 @@ async def test_reembed_recomputes_chunks_of_another_model(
         {"id": doc},
     )
     await kb.connection.execute(
-        text("update documents set embedding_model = 'old-model' where id = :id"),
+        text(
+            "update documents set embedding_model = 'old-model', centroid = null "
+            "where id = :id"
+        ),
         {"id": doc},
     )
     model = kb.embeddings.model_name
@@ -120,6 +123,14 @@ async def test_reembed_recomputes_chunks_of_another_model(
     assert {r.embedding_model for r in rows} == {kb.embeddings.model_name}
     row = await document_row(kb.connection, doc)
     assert row.embedding_model == kb.embeddings.model_name
+    centroid_off = await kb.connection.execute(
+        text(
+            "select d.centroid <=> (select avg(c.embedding) from document_chunks c "
+            "where c.document_id = d.id) from documents d where d.id = :id"
+        ),
+        {"id": doc},
+    )
+    assert centroid_off.scalar_one() < 1e-6  # the page leg's vector, recomputed
     async with kb.search_as(user) as gateway:
         hits = await gateway.search(query="tomato suckers", k=1, chat_room_id=None)
     assert hits[0].document_id == doc

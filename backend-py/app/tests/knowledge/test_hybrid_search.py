@@ -3,6 +3,7 @@
 import uuid
 
 import numpy as np
+import pytest
 from sqlalchemy import text
 
 from src.gateway.embeddings_gateway import full_text_query
@@ -219,8 +220,13 @@ async def test_documents_not_ready_are_not_searched(
 
 async def test_a_zero_weight_switches_a_leg_off(kb: Knowledge, user: uuid.UUID) -> None:
     ids = await index_corpus(kb, owner=user)
-    vector_only = kb.settings.model_copy(update={"retrieval_text_weight": 0.0})
-    text_only = kb.settings.model_copy(update={"retrieval_vector_weight": 0.0})
+    no_pages = {"retrieval_page_weight": 0.0}
+    vector_only = kb.settings.model_copy(
+        update={"retrieval_text_weight": 0.0} | no_pages
+    )
+    text_only = kb.settings.model_copy(
+        update={"retrieval_vector_weight": 0.0} | no_pages
+    )
 
     async with kb.search_as(user, vector_only) as gateway:
         by_vector = await gateway.search(query="money back", k=5, chat_room_id=None)
@@ -230,6 +236,59 @@ async def test_a_zero_weight_switches_a_leg_off(kb: Knowledge, user: uuid.UUID) 
     assert by_vector[0].document_id == ids["Refunds"]
     assert len(by_vector) == 5
     assert [h.document_id for h in by_text] == [ids["Office"]]
+
+
+async def test_a_document_s_centroid_is_the_mean_of_its_chunk_embeddings(
+    kb: Knowledge,
+) -> None:
+    long_page = " ".join(
+        f"Sentence {n} of a long page about parcels." for n in range(40)
+    )
+    doc = await insert_document(
+        kb.connection, owner_id=None, title="L", content=long_page
+    )
+    await kb.worker.drain()
+
+    row = (
+        await kb.connection.execute(
+            text(
+                "select d.chunk_count, "
+                "d.centroid <=> (select avg(c.embedding) from public.document_chunks c "
+                "where c.document_id = d.id) as off "
+                "from public.documents d where d.id = :id"
+            ),
+            {"id": doc},
+        )
+    ).one()
+
+    assert row.chunk_count > 1
+    assert row.off < 1e-6
+
+
+async def test_the_nearest_pages_add_their_rank_to_their_best_chunk(
+    kb: Knowledge, user: uuid.UUID
+) -> None:
+    await index_corpus(kb, owner=None)
+    no_pages = kb.settings.model_copy(update={"retrieval_page_weight": 0.0})
+    two_pages = kb.settings.model_copy(update={"retrieval_pages": 2})
+    query = "how do I reset my password"
+
+    async with kb.search_as(user, no_pages) as gateway:
+        before = await gateway.search(query=query, k=5, chat_room_id=None)
+    async with kb.search_as(user, two_pages) as gateway:
+        after = await gateway.search(query=query, k=5, chat_room_id=None)
+
+    # One chunk per document here: the two nearest pages' chunks gain
+    # 1 / (60 + 1) and 1 / (60 + 2), the others nothing.
+    gains = sorted(
+        (a.score - b.score for a in after for b in before if a.chunk_id == b.chunk_id),
+        reverse=True,
+    )
+    assert len(gains) == 5
+    assert gains[0] == pytest.approx(1 / 61)
+    assert gains[1] == pytest.approx(1 / 62)
+    assert gains[2:] == [0.0, 0.0, 0.0]
+    assert after[0].chunk_id == before[0].chunk_id
 
 
 async def test_queries_full_of_dashes_do_not_break_full_text(

@@ -6,7 +6,7 @@ usage chunk when ``stream_options.include_usage`` is set) and
 every request, and can be told to answer the next requests with an error status,
 to hang past the client's timeout, or to answer 200 with something that is not
 a valid answer (:data:`GARBLES`). ``script`` maps a last user message to its own
-reply (a scripted model: the retrieval eval's question rewrites).
+reply (a scripted model: the question rewrites of tests/ai).
 """
 
 import asyncio

@@ -65,17 +65,40 @@ class DocumentChunkCommonLexemes(SQLModel, table=True):
     __table_args__ = (
         CheckConstraint('frequency > 0::double precision AND frequency <= 1::double precision', name='document_chunk_common_lexemes_frequency_check'),
         PrimaryKeyConstraint('lexeme', name='document_chunk_common_lexemes_pkey'),
-        {'comment': 'Lexemes found in at least 5% of document_chunks.fts, with their '
-                'share of the chunks, as the last ANALYZE sampled them '
-                '(pg_stats.most_common_elems). Kept by '
-                'refresh_document_chunk_common_lexemes(); read by '
+        {'comment': 'Lexemes of document_chunks.fts that the last ANALYZE listed '
+                '(pg_stats.most_common_elems), with their share of the chunks. '
+                'Kept by refresh_document_chunk_common_lexemes(); read by '
                 'private.match_document_chunks_text to choose between its two '
-                'scans (the GIN index for a selective query, the table in order '
-                'for a query of common words). Only affects speed, never results.'}
+                'scans (a lexeme with a share of at least 5% is common: the table '
+                'in order for a query of common words, the GIN index for a '
+                'selective one) and for the inverse document frequency of its BM25 '
+                'rank.'}
     )
 
     lexeme: str = Field(sa_column=Column('lexeme', Text, primary_key=True))
     frequency: float = Field(sa_column=Column('frequency', REAL, nullable=False))
+
+
+class DocumentChunkTextStatistics(SQLModel, table=True):
+    __tablename__ = 'document_chunk_text_statistics'
+    __table_args__ = (
+        CheckConstraint('average_lexemes > 0::double precision', name='document_chunk_text_statistics_average_lexemes_check'),
+        CheckConstraint('only_row', name='document_chunk_text_statistics_only_row_check'),
+        CheckConstraint('rare_frequency > 0::double precision AND rare_frequency <= 1::double precision', name='document_chunk_text_statistics_rare_frequency_check'),
+        PrimaryKeyConstraint('only_row', name='document_chunk_text_statistics_pkey'),
+        {'comment': 'One row: statistics of document_chunks.fts as the last ANALYZE '
+                'sampled them (pg_stats), for the BM25 rank of '
+                'private.match_document_chunks_text. average_lexemes: distinct '
+                'lexemes of a chunk on average; rare_frequency: the smallest share '
+                'of chunks among the lexemes of document_chunk_common_lexemes, '
+                'taken for any lexeme not listed there. Kept by '
+                'refresh_document_chunk_common_lexemes(); no row before the first '
+                'ANALYZE.'}
+    )
+
+    only_row: bool = Field(sa_column=Column('only_row', Boolean, primary_key=True, server_default=text('true')))
+    average_lexemes: float = Field(sa_column=Column('average_lexemes', REAL, nullable=False))
+    rare_frequency: float = Field(sa_column=Column('rare_frequency', REAL, nullable=False))
 
 
 class GeneralUsers(SQLModel, table=True):
@@ -203,6 +226,7 @@ class Documents(SQLModel, table=True):
         ForeignKeyConstraint(['chat_room_id'], ['chat_rooms.id'], ondelete='CASCADE', name='documents_chat_room_id_fkey'),
         ForeignKeyConstraint(['owner_id'], ['general_users.id'], ondelete='CASCADE', name='documents_owner_id_fkey'),
         PrimaryKeyConstraint('id', name='documents_pkey'),
+        Index('documents_centroid_hnsw_idx', 'centroid', postgresql_ops={'centroid': 'vector_cosine_ops'}, postgresql_using='hnsw'),
         Index('documents_chat_room_id_idx', 'chat_room_id'),
         Index('documents_owner_id_idx', 'owner_id'),
         Index('documents_work_queue_idx', 'status', 'next_attempt_at', postgresql_where="(status = ANY (ARRAY['pending'::text, 'processing'::text]))"),
@@ -234,6 +258,7 @@ class Documents(SQLModel, table=True):
     embedding_model: Optional[str] = Field(default=None, sa_column=Column('embedding_model', Text, comment='Embedding model used for the current chunks.'))
     original: Optional[bytes] = Field(default=None, sa_column=Column('original', LargeBinary, comment='The uploaded file (PDF or HTML) until the worker has extracted its text into content; NULL for text documents and once extracted. A document with an original is parsed before it is chunked.'))
     original_sha256: Optional[str] = Field(default=None, sa_column=Column('original_sha256', Text, comment='sha256 (hex) of the uploaded file, set by the API: the same file uploaded again to the same place is the same document. Kept after extraction.'))
+    centroid: Optional[object] = Field(default=None, sa_column=Column('centroid', VECTOR(384), comment="The mean of the embeddings of the document's chunks (of its embedding_model), for the page leg of public.hybrid_search; written with the chunks (and by make reembed); NULL without chunks."))
 
     chat_room: Optional['ChatRooms'] = Relationship(back_populates='documents')
     owner: Optional['GeneralUsers'] = Relationship(back_populates='documents')
