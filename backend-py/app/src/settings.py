@@ -45,9 +45,9 @@ class Settings(BaseSettings):
     # only for its short transactions, never while the model writes.
     db_pool_size: int = Field(default=6, ge=1)
     db_max_overflow: int = Field(default=0, ge=0)
-    # Single statements as the service (finished answers, rate-limit tokens)
-    # have connections of their own: they never queue behind new turns.
-    db_statement_pool_size: int = Field(default=2, ge=1)
+    # Finished answers are saved on connections of their own: an answer the
+    # user has read never queues behind new turns waiting for DB_POOL_SIZE's.
+    db_answer_pool_size: int = Field(default=3, ge=1)
     db_connect_timeout_s: float = Field(default=5.0, gt=0)
     db_statement_timeout_ms: int = Field(default=15_000, ge=0)
     # Client-side bound on any statement: a database that stops answering (a

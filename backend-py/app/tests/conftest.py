@@ -118,6 +118,11 @@ class RollbackDatabase(Database):
             yield session
 
     @asynccontextmanager
+    async def answer_statement(self) -> AsyncIterator[AsyncSession]:
+        async with self.service_transaction() as session:
+            yield session
+
+    @asynccontextmanager
     async def service_transaction(self) -> AsyncIterator[AsyncSession]:
         async with (
             self._connection_turn,

@@ -65,7 +65,7 @@ async def chat_use_case(  # noqa: PLR0913, PLR0917 - one dependency each
     return ChatUseCase(
         user=user,
         as_caller=partial(database.user_transaction, user.claims),
-        as_service=database.service_statement,
+        as_service=database.answer_statement,
         knowledge=knowledge,
         llm=llm,
         limits=limits,

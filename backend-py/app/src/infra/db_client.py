@@ -208,17 +208,17 @@ class Database:
 
     engine: AsyncEngine
     embedded: EmbeddedServer | None = None
-    statement_engine: AsyncEngine | None = None
-    """Connections of their own for :meth:`service_statement` (default: ``engine``)."""
+    answer_engine: AsyncEngine | None = None
+    """Connections of their own for :meth:`answer_statement` (default: ``engine``)."""
     sessionmaker: async_sessionmaker[AsyncSession] = field(init=False)
     autocommit_sessionmaker: async_sessionmaker[AsyncSession] = field(init=False)
-    statement_sessionmaker: async_sessionmaker[AsyncSession] = field(init=False)
+    answer_sessionmaker: async_sessionmaker[AsyncSession] = field(init=False)
 
     def __post_init__(self) -> None:
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
         self.autocommit_sessionmaker = _autocommit_sessions(self.engine)
-        self.statement_sessionmaker = _autocommit_sessions(
-            self.statement_engine or self.engine
+        self.answer_sessionmaker = _autocommit_sessions(
+            self.answer_engine or self.engine
         )
 
     @asynccontextmanager
@@ -336,12 +336,22 @@ class Database:
         As the connecting role (bypasses row-level security), like
         :meth:`service_transaction`, in one round trip per statement where a
         transaction costs three: for a write that needs no transaction around
-        it (a rate-limit token, a finished answer). On ``statement_engine``'s
-        connections when there is one, so that an answer the user has already
-        read is saved without waiting behind the requests queued for the pool.
+        it (taking a rate-limit token).
         """
         with _busy_when_no_connection_frees_up():
-            async with self.statement_sessionmaker() as session:
+            async with self.autocommit_sessionmaker() as session:
+                yield session
+
+    @asynccontextmanager
+    async def answer_statement(self) -> AsyncIterator[AsyncSession]:
+        """Like :meth:`service_statement`, for saving an AI answer.
+
+        On ``answer_engine``'s connections when there is one: an answer its
+        user has already read is saved without waiting behind the new turns
+        queued for the pool.
+        """
+        with _busy_when_no_connection_frees_up():
+            async with self.answer_sessionmaker() as session:
                 yield session
 
     async def ping(self) -> None:
@@ -352,8 +362,8 @@ class Database:
     async def dispose(self) -> None:
         """Close every pooled connection."""
         await self.engine.dispose()
-        if self.statement_engine is not None:
-            await self.statement_engine.dispose()
+        if self.answer_engine is not None:
+            await self.answer_engine.dispose()
 
 
 def _autocommit_sessions(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
@@ -515,7 +525,7 @@ async def open_database(settings: Settings) -> Database:
     return Database(
         engine=create_engine(url, settings),
         embedded=server,
-        statement_engine=create_engine(
-            url, settings, pool_size=settings.db_statement_pool_size
+        answer_engine=create_engine(
+            url, settings, pool_size=settings.db_answer_pool_size
         ),
     )

@@ -106,7 +106,7 @@ def chat_use_case(
     return ChatUseCase(
         user=caller,
         as_caller=partial(database.user_transaction, caller.claims),
-        as_service=database.service_statement,
+        as_service=database.answer_statement,
         knowledge=EmbeddingsGateway(ai.embeddings, ai.embedding_model_name, settings),
         llm=llm or ScriptedLLM(),  # type: ignore[arg-type]
         limits=RateLimitGateway(database),

@@ -319,7 +319,7 @@ async def test_no_connection_freeing_up_in_time_is_server_busy_not_unavailable(
         assert busy.headers["Retry-After"] == "2"
 
 
-async def test_service_statements_do_not_queue_behind_a_full_pool(
+async def test_answers_are_saved_while_new_turns_wait_for_a_full_pool(
     database_url: str,
 ) -> None:
     settings = make_settings(
@@ -327,7 +327,7 @@ async def test_service_statements_do_not_queue_behind_a_full_pool(
     )
     database = Database(
         engine=create_engine(database_url, settings),
-        statement_engine=create_engine(database_url, settings, pool_size=1),
+        answer_engine=create_engine(database_url, settings, pool_size=1),
     )
     try:
         async with database.user_transaction(CLAIMS) as holding:
@@ -335,8 +335,11 @@ async def test_service_statements_do_not_queue_behind_a_full_pool(
             with pytest.raises(ServerBusyError):
                 async with database.user_transaction(CLAIMS):
                     pass
+            with pytest.raises(ServerBusyError):  # nor a rate-limit token
+                async with database.service_statement() as session:
+                    await session.execute(text("select 1"))
             # An answer's save still gets a connection, as the service.
-            async with database.service_statement() as session:
+            async with database.answer_statement() as session:
                 role = (await session.execute(text("select current_user"))).scalar()
         assert role not in ("authenticated", "anon")
     finally:
