@@ -351,8 +351,31 @@ class Database:
         queued for the pool.
         """
         with _busy_when_no_connection_frees_up():
-            async with self.answer_sessionmaker() as session:
-                yield session
+            session = await self._live_answer_session()
+        try:
+            yield session
+        finally:
+            await session.close()
+
+    async def _live_answer_session(self) -> AsyncSession:
+        """A session on a live answer connection.
+
+        These connections sit idle while the database may restart, and no
+        turn's error invalidates them (the turns' pool is another): a
+        connection the driver knows is closed replaces the pool first.
+        """
+        session = self.answer_sessionmaker()
+        try:
+            connection = await session.connection()
+            driver: Any = (await connection.get_raw_connection()).driver_connection
+            if not driver.is_closed():
+                return session
+        except BaseException:
+            await session.close()
+            raise
+        await session.close()
+        await (self.answer_engine or self.engine).dispose(close=False)
+        return self.answer_sessionmaker()
 
     async def ping(self) -> None:
         """Run ``select 1``; raises when the database cannot be reached."""

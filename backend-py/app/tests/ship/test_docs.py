@@ -27,7 +27,14 @@ from tests.ship.files import (
 
 DOCS = (README, CLAUDE_MD)
 BLOCK_LANGUAGES = {"bash", "text", "dotenv", "python", "sql"}
-BENCH_RESULTS = ("load.md", "knowledge.md", "eval.md")
+BENCH_RESULTS = (
+    "load.md",
+    "streaming.md",
+    "rooms.md",
+    "knowledge.md",
+    "retrieval.md",
+    "ingestion.md",
+)
 DOC_LINES = ((README, 349), (CLAUDE_MD, 149))
 """The README is for who runs and calls the service, CLAUDE.md for the code's rules."""
 RUNTIME_PATHS = (".data", ".tools", "backend-py/app/.venv")
