@@ -6,11 +6,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, func, insert
+from sqlalchemy import bindparam, func, insert, literal_column
 from sqlalchemy import select as select_columns
 from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlmodel import col, select
+from sqlmodel import col
 
 from src.domain.entity.models import GeneralUsers, Messages, VirtualUsers
 
@@ -103,12 +103,12 @@ class MessageGateway:
     ) -> list[MessageView]:
         """Up to ``limit`` messages older than ``before``, oldest to newest."""
         statement = (
-            _VIEWS.where(col(Messages.chat_room_id) == chat_room_id)
-            .order_by(col(Messages.id).desc())
+            _VIEWS.where(_MESSAGES.c.chat_room_id == chat_room_id)
+            .order_by(_MESSAGES.c.id.desc())
             .limit(limit)
         )
         if before is not None:
-            statement = statement.where(col(Messages.id) < before)
+            statement = statement.where(_MESSAGES.c.id < before)
         return list(reversed(await self._views(statement)))
 
     async def after(
@@ -117,9 +117,9 @@ class MessageGateway:
         """Up to ``limit`` messages newer than message ``after``, oldest first."""
         statement = (
             _VIEWS.where(
-                col(Messages.chat_room_id) == chat_room_id, col(Messages.id) > after
+                _MESSAGES.c.chat_room_id == chat_room_id, _MESSAGES.c.id > after
             )
-            .order_by(col(Messages.id))
+            .order_by(_MESSAGES.c.id)
             .limit(limit)
         )
         return await self._views(statement)
@@ -133,29 +133,19 @@ class MessageGateway:
 
     async def _views(self, statement: Any) -> list[MessageView]:
         rows = (await self.session.execute(statement)).all()
-        return [
-            _view(message, display or account or persona)
-            for message, display, account, persona in rows
-        ]
+        return [_view_of_row(row) for row in rows]
 
-
-_VIEWS = (
-    select(
-        Messages,
-        col(GeneralUsers.display_name),
-        col(GeneralUsers.account_name),
-        col(VirtualUsers.name),
-    )
-    .outerjoin(GeneralUsers, col(GeneralUsers.id) == col(Messages.sender_user_id))
-    .outerjoin(
-        VirtualUsers,
-        col(VirtualUsers.id) == col(Messages.sender_virtual_user_id),
-    )
-)
-"""Messages with their senders' names (filtered and ordered by each reader)."""
 
 _MESSAGES = Messages.metadata.tables["messages"]
 """The table itself: its ``metadata`` column keeps its SQL name here."""
+
+_SENDER_NAME = func.coalesce(
+    func.nullif(col(GeneralUsers.display_name), literal_column("''")),
+    col(GeneralUsers.account_name),
+    col(VirtualUsers.name),
+)
+"""Who wrote a message: a person's display name (their handle when it is
+empty), or the persona's name."""
 
 # Statements of every chat turn, built once and bound per call.
 _INSERT = insert(_MESSAGES).returning(_MESSAGES.c.id)
@@ -163,14 +153,7 @@ _INSERT = insert(_MESSAGES).returning(_MESSAGES.c.id)
 
 _HISTORY = (
     select_columns(
-        col(Messages.role),
-        col(Messages.content),
-        col(Messages.status),
-        func.coalesce(
-            col(GeneralUsers.display_name),
-            col(GeneralUsers.account_name),
-            col(VirtualUsers.name),
-        ),
+        col(Messages.role), col(Messages.content), col(Messages.status), _SENDER_NAME
     )
     .outerjoin(GeneralUsers, col(GeneralUsers.id) == col(Messages.sender_user_id))
     .outerjoin(
@@ -183,21 +166,6 @@ _HISTORY = (
 """A room's latest messages, newest first: who said what."""
 
 _HISTORY_BEFORE = _HISTORY.where(col(Messages.id) < bindparam("before"))
-
-
-def _view(message: Messages, sender_name: str | None) -> MessageView:
-    return MessageView(
-        id=message.id,
-        chat_room_id=message.chat_room_id,
-        role=message.role,
-        content=message.content,
-        status=message.status,
-        metadata=dict(message.metadata_) if isinstance(message.metadata_, dict) else {},
-        sender_user_id=message.sender_user_id,
-        sender_virtual_user_id=message.sender_virtual_user_id,
-        sender_name=sender_name,
-        created_at=message.created_at,
-    )
 
 
 UserRead = Callable[..., Awaitable[Sequence[Sequence[Any]]]]
@@ -222,7 +190,7 @@ class MessageReader:
         return _view_of_row(rows[0]) if rows else None
 
 
-_VIEW_BY_ID = (
+_VIEWS = (
     select_columns(
         _MESSAGES.c.id,
         _MESSAGES.c.chat_room_id,
@@ -232,17 +200,15 @@ _VIEW_BY_ID = (
         _MESSAGES.c.metadata,
         _MESSAGES.c.sender_user_id,
         _MESSAGES.c.sender_virtual_user_id,
-        func.coalesce(
-            col(GeneralUsers.display_name),
-            col(GeneralUsers.account_name),
-            col(VirtualUsers.name),
-        ),
+        _SENDER_NAME,
         _MESSAGES.c.created_at,
     )
     .outerjoin(GeneralUsers, col(GeneralUsers.id) == _MESSAGES.c.sender_user_id)
     .outerjoin(VirtualUsers, col(VirtualUsers.id) == _MESSAGES.c.sender_virtual_user_id)
-    .where(_MESSAGES.c.id == bindparam("message_id"))
 )
+"""Messages' fields in :class:`MessageView`'s order (each reader filters them)."""
+
+_VIEW_BY_ID = _VIEWS.where(_MESSAGES.c.id == bindparam("message_id"))
 """One message's fields, in :class:`MessageView`'s order (columns, no entity)."""
 
 VIEW_BY_ID_SQL = str(_VIEW_BY_ID.compile(dialect=asyncpg_dialect()))  # type: ignore[no-untyped-call]

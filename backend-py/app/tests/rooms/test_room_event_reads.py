@@ -17,6 +17,8 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from src.controller.chat_room_controller import room_events_use_case
 from src.controller.dependencies import (
@@ -170,7 +172,18 @@ async def test_each_member_reads_the_message_as_the_history_shows_it(
     other_client: httpx.AsyncClient,
     user: uuid.UUID,
     other_user: uuid.UUID,
+    connection: AsyncConnection,
 ) -> None:
+    # An empty display name: both reads name the sender by their handle.
+    handle = (
+        await connection.execute(
+            text(
+                "update general_users set display_name = '' where id = :id "
+                "returning account_name"
+            ),
+            {"id": user},
+        )
+    ).scalar_one()
     hub = hub_of(app)
     room, message = await room_with_message(auth_client, other_user)
     streams = [
@@ -184,6 +197,7 @@ async def test_each_member_reads_the_message_as_the_history_shows_it(
     history = await auth_client.get(f"/api/chat-rooms/{room}/messages")
     assert history.status_code == 200
     [shown] = [m for m in history.json()["messages"] if m["id"] == message]
+    assert shown["sender"]["name"] == handle
     async with asyncio.timeout(GUARD_S):
         for stream in streams:
             seen = sse_events((await stream).text.splitlines())
