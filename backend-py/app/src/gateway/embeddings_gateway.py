@@ -3,8 +3,9 @@
 The statement is the database function ``public.hybrid_search`` (migration
 20261201000300_knowledge). Both legs see only chunks of ready documents the
 caller may search (own private documents, the shared knowledge base, and the
-given room's documents) embedded by the configured model. The vector leg walks
-the HNSW index with iterative scans (``hnsw.iterative_scan``, set for every
+given room's documents) embedded by the configured model. The vector leg
+(``private.match_document_chunks_vector``) walks the HNSW index with iterative
+scans (``hnsw.iterative_scan``, set for every
 connection by ``db_client.session_settings``), so filtering out other users'
 rows does not starve it of results. The full-text leg
 (``private.match_document_chunks_text``) matches chunks holding any of the
@@ -19,8 +20,9 @@ the full-text leg are merged with weighted reciprocal rank fusion:
 embeddings) is nearest the question each add ``w_p / (rrf_k + rank_p)`` to
 the best-scored of their chunks among those candidates.
 
-The statement runs in the caller's transaction; in a user transaction Postgres
-row-level security applies to the vector leg and to the rows returned.
+The statement runs in the caller's transaction. Each leg applies the caller's
+visibility itself, reading each candidate's document by its primary key; in a
+user transaction row-level security applies to the rows returned.
 """
 
 import re

@@ -323,16 +323,17 @@ async def test_users_call_hybrid_search_and_the_policies_helpers_anon_nothing(
     ]
 
 
-async def test_the_full_text_leg_is_for_users_its_statistics_are_not(
+async def test_the_search_legs_are_for_users_the_word_statistics_are_not(
     connection: AsyncConnection,
 ) -> None:
-    # Users search through hybrid_search, which calls the full-text leg as
-    # them (it runs as its owner); the common words are the service's business
+    # Users search through hybrid_search, which calls both legs as them (each
+    # runs as its owner); the common words are the service's business
     # (service_role keeps Supabase's default rights on tables).
     privileges = await connection.execute(
         text(
             "select r.rolname, "
             "has_function_privilege(r.rolname, :search, 'execute'), "
+            "has_function_privilege(r.rolname, :nearest, 'execute'), "
             "has_function_privilege(r.rolname, :many, 'execute'), "
             "has_function_privilege(r.rolname, :refresh, 'execute'), "
             "has_table_privilege(r.rolname, :lexemes, 'select'), "
@@ -348,6 +349,8 @@ async def test_the_full_text_leg_is_for_users_its_statistics_are_not(
         {
             "search": "private.match_document_chunks_text"
             "(text, text, text, bigint, int, int)",
+            "nearest": "private.match_document_chunks_vector"
+            "(extensions.vector, text, bigint, int)",
             "many": "private.text_query_matches_many(text, text)",
             "refresh": "public.refresh_document_chunk_common_lexemes()",
             "lexemes": "public.document_chunk_common_lexemes",
@@ -357,7 +360,7 @@ async def test_the_full_text_leg_is_for_users_its_statistics_are_not(
         },
     )
     assert [tuple(row) for row in privileges] == [
-        ("anon", *[False] * 9),
-        ("authenticated", True, *[False] * 8),
-        ("service_role", *[True] * 9),
+        ("anon", *[False] * 10),
+        ("authenticated", True, True, *[False] * 8),
+        ("service_role", *[True] * 10),
     ]

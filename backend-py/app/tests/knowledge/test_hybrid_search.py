@@ -304,3 +304,92 @@ async def test_queries_full_of_dashes_do_not_break_full_text(
     assert len(hits) == 3
     assert full_text_query(query) == "===== Character Meaning 'r' open flag x"
     assert full_text_query("refund -card") == "refund -card"
+
+
+async def test_each_candidates_document_is_read_by_its_primary_key(
+    kb: Knowledge, user: uuid.UUID
+) -> None:
+    """Neither leg reads every document to check the candidates' visibility.
+
+    A join, or row-level security on the chunks, hashed the whole documents
+    table on every search: a cost that grew with the number of documents.
+    """
+    for n in range(30):
+        doc = await insert_document(
+            kb.connection, owner_id=None, title=f"d{n}", content="x"
+        )
+        await insert_chunks(
+            kb.connection,
+            doc,
+            [(f"gearbox manual page {n}", kb.embeddings.embed_query(f"gearbox {n}"))],
+            model=kb.embeddings.model_name,
+        )
+    await kb.connection.execute(text("analyze documents, document_chunks"))
+
+    await kb.connection.execute(text(FORCE_INDEX_SCAN))
+    async with nested_plans(kb.connection) as plans, kb.search_as(user) as gateway:
+        hits = await gateway.search(query="gearbox manual", k=5, chat_room_id=None)
+
+    def legs_plan(leg_query: str) -> str:
+        [plan] = [p for p in plans if f"Query Text: {leg_query}" in p]
+        return plan
+
+    assert len(hits) == 5
+    for leg in ("with nearest", "with candidates"):  # the vector leg, full text
+        assert "Index Scan using documents_pkey" in legs_plan(leg)
+    assert "hashed SubPlan" not in "\n".join(plans)
+    assert "Hash Join" not in "\n".join(plans)
+
+
+async def test_the_vector_leg_alone_keeps_to_what_the_caller_may_read(
+    kb: Knowledge,
+) -> None:
+    owner = await create_user(kb.connection)
+    member = await create_user(kb.connection)
+    outsider = await create_user(kb.connection)
+    room = await create_room(kb.connection, owner)
+    await add_member(kb.connection, room, member)
+    vector = kb.embeddings.embed_query("offsite in Lisbon")
+    docs = {}
+    for name, owner_id, visibility, room_id in (
+        ("shared", None, "shared", None),
+        ("everyone's", None, "shared", None),
+        ("owner's", owner, "private", None),
+        ("room's", owner, "room", room),
+    ):
+        docs[name] = await insert_document(
+            kb.connection,
+            owner_id=owner_id,
+            title=name,
+            content="x",
+            visibility=visibility,
+            chat_room_id=room_id,
+        )
+        await insert_chunks(
+            kb.connection, docs[name], [(name, vector)], model=kb.embeddings.model_name
+        )
+    await kb.connection.execute(  # being indexed again: not searchable
+        text("update documents set status = 'processing' where id = :id"),
+        {"id": docs["shared"]},
+    )
+
+    async def readable(user: uuid.UUID, room_id: int | None) -> set[str]:
+        async with kb.search_as(user) as search:
+            rows = await search.session.execute(
+                text(
+                    "select document_id from private.match_document_chunks_vector("
+                    "cast(:embedding as extensions.vector), :model, :room, 10)"
+                ),
+                {
+                    "embedding": str(vector),
+                    "model": kb.embeddings.model_name,
+                    "room": room_id,
+                },
+            )
+            found = {row.document_id for row in rows}
+        return {name for name, doc in docs.items() if doc in found}
+
+    assert await readable(owner, room) == {"everyone's", "owner's", "room's"}
+    assert await readable(member, room) == {"everyone's", "room's"}
+    assert await readable(member, None) == {"everyone's"}
+    assert await readable(outsider, room) == {"everyone's"}
