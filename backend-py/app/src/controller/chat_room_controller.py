@@ -46,6 +46,7 @@ from src.gateway.virtual_user_gateway import VirtualUserGateway
 from src.middleware.error_handlers import ErrorBody
 from src.usecase.chat_room_usecase import ChatRoomUseCase
 from src.usecase.room_events_usecase import RoomEvent, RoomEventsUseCase
+from src.usecase.room_post_usecase import RoomPostUseCase
 
 router = APIRouter(prefix="/api/chat-rooms", tags=["chat rooms"])
 
@@ -66,6 +67,14 @@ def chat_room_use_case(
 
 
 RoomUseCaseDep = Annotated[ChatRoomUseCase, Depends(chat_room_use_case)]
+
+
+def room_post_use_case(turns: ChatUseCaseDep) -> RoomPostUseCase:
+    """Room posts of the caller; a called persona answers as a chat turn."""
+    return RoomPostUseCase(turns)
+
+
+RoomPostUseCaseDep = Annotated[RoomPostUseCase, Depends(room_post_use_case)]
 
 
 @router.get("")
@@ -159,14 +168,14 @@ the saved answer as a `message`, or `answer.failed`.
 async def post_message(
     room_id: RoomId,
     body: RoomMessageCreate,
-    use_case: ChatUseCaseDep,
+    use_case: RoomPostUseCaseDep,
     events: RoomEventsDep,
     background: BackgroundTasks,
 ) -> MessageOut:
     """Post a message to a room; the persona answers when called."""
     post = await use_case.post(room_id, body.content)
     if post.call is not None:
-        background.add_task(use_case.answer_in_room, post.call, events)
+        background.add_task(use_case.answer, post.call, events)
     return post.message
 
 

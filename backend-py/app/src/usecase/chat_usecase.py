@@ -25,9 +25,12 @@ turn then fails with the provider's error (502/504), as a failed generation
 does. A failed or interrupted generation stores no AI message: the user sees
 their question in the history and an error, never a silent partial answer.
 Steps 4-5 are one LangSmith trace when tracing is on.
+
+A persona called in a room answers through the same steps (``admit``,
+``retrieve``, ``trace``, ``write``, ``save_answer``): see
+:mod:`src.usecase.room_post_usecase`.
 """
 
-import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime
@@ -44,8 +47,6 @@ from src.domain.entity.knowledge import Retrieval, RetrievedChunk
 from src.domain.entity.turn import (
     ChatEvent,
     Persona,
-    PersonaCall,
-    RoomPost,
     Turn,
     citations,
     room_title,
@@ -57,7 +58,6 @@ from src.domain.service.follow_up import (
     is_follow_up,
     retrieval_queries,
 )
-from src.domain.service.mentions import ai_replies_of, persona_answers
 from src.domain.service.prompt_builder import (
     HISTORY_MESSAGES,
     HistoryMessage,
@@ -70,15 +70,11 @@ from src.gateway.message_gateway import (
     Answer,
     HistoryEntry,
     MessageGateway,
-    MessageView,
 )
 from src.gateway.rate_limit_gateway import RateLimitGateway
-from src.gateway.room_events_gateway import RoomEventsGateway
 from src.gateway.virtual_user_gateway import VirtualUserGateway
 from src.settings import Settings
-from src.usecase.chat_room_usecase import message_out, open_room
-
-logger = logging.getLogger(__name__)
+from src.usecase.chat_room_usecase import open_room
 
 Transaction = Callable[[], AbstractAsyncContextManager[AsyncSession]]
 """Opens a transaction; it commits when its block ends, rolls back on error."""
@@ -154,7 +150,7 @@ class ChatUseCase:
     async def execute(self, request: ChatRequest) -> ChatResponse:
         """Run a whole turn and return the saved answer with its sources."""
         turn = await self.ask(request)
-        async with self._trace(turn) as run:
+        async with self.trace(turn) as run:
             run.add_retrieval(turn.retrieval)
             sources = turn.sources()
             generation = await self.llm.generate(
@@ -164,7 +160,7 @@ class ChatUseCase:
                 max_tokens=turn.persona.max_tokens,
             )
             cited = citations(sources)
-            ai_message_id = await self._save_answer(turn, cited, generation)
+            ai_message_id = await self.save_answer(turn, cited, generation)
             run.add_metadata(ai_message_id=ai_message_id)
             run.record(answer=generation.text)
         return ChatResponse(
@@ -192,8 +188,7 @@ class ChatUseCase:
             RateLimitedError: Over ``RATE_LIMIT_CHAT_PER_MINUTE`` (a message
                 refused for its length does not count).
         """
-        self._check_length(request.message)
-        await self._take_chat_token()
+        await self.admit(request.message)
         async with self.as_caller() as session:
             joined = await self._room(session, request)
             room = joined.room
@@ -213,7 +208,7 @@ class ChatUseCase:
             question=request.message,
             persona=Persona.of(persona),
             history=history,
-            retrieval=await self._retrieve(request.message, history, room.id),
+            retrieval=await self.retrieve(request.message, history, room.id),
         )
 
     async def stream(self, turn: Turn) -> AsyncIterator[ChatEvent]:
@@ -229,19 +224,19 @@ class ChatUseCase:
                 "user_message_id": turn.user_message_id,
             },
         )
-        async with self._trace(turn) as run:
+        async with self.trace(turn) as run:
             run.add_retrieval(turn.retrieval)
             sources = turn.sources()
             cited = citations(sources)
             yield ChatEvent("sources", {"sources": [s.model_dump() for s in cited]})
             written: Generation | None = None
-            async for event in self._write(turn, sources):
+            async for event in self.write(turn, sources):
                 if event.generation is not None:
                     written = event.generation
                 elif event.delta:
                     yield ChatEvent("token", {"delta": event.delta})
             answer = finished(written)
-            ai_message_id = await self._save_answer(turn, cited, answer)
+            ai_message_id = await self.save_answer(turn, cited, answer)
             run.add_metadata(ai_message_id=ai_message_id)
             run.record(answer=answer.text)
         yield ChatEvent(
@@ -252,6 +247,25 @@ class ChatUseCase:
                 "usage": answer.usage,
                 "model": answer.model,
             },
+        )
+
+    async def admit(self, message: str) -> None:
+        """Refuse a message over the length limit, then take a chat token.
+
+        A message refused for its length costs no token.
+
+        Raises:
+            UnprocessableError: Over ``MAX_MESSAGE_CHARS``.
+            RateLimitedError: Over ``RATE_LIMIT_CHAT_PER_MINUTE``.
+        """
+        limit = self.settings.max_message_chars
+        if len(message) > limit:
+            raise UnprocessableError(f"message: at most {limit} characters allowed")
+        await self.limits.take(
+            self.user.id,
+            bucket="chat",
+            per_minute=self.settings.rate_limit_chat_per_minute,
+            what="chat messages",
         )
 
     async def _room(self, session: AsyncSession, request: ChatRequest) -> JoinedRoom:
@@ -282,7 +296,7 @@ class ChatUseCase:
             )
         return joined
 
-    async def _retrieve(
+    async def retrieve(
         self, question: str, history: list[HistoryMessage], chat_room_id: int
     ) -> Retrieval:
         """The knowledge for a question: what to search, embedded, then searched.
@@ -349,7 +363,8 @@ class ChatUseCase:
             searched=searched,
         )
 
-    def _trace(self, turn: Turn) -> AbstractAsyncContextManager[TraceRun]:
+    def trace(self, turn: Turn) -> AbstractAsyncContextManager[TraceRun]:
+        """The turn's trace run (LangSmith when tracing is on), around its answer."""
         return self.llm.trace(
             metadata={
                 "room_id": turn.chat_room_id,
@@ -361,7 +376,7 @@ class ChatUseCase:
             inputs={"question": turn.question},
         )
 
-    def _write(
+    def write(
         self, turn: Turn, sources: list[RetrievedChunk]
     ) -> AsyncIterator[StreamEvent]:
         """The persona's answer as the model writes it: deltas, then the whole."""
@@ -382,23 +397,10 @@ class ChatUseCase:
             asker_name=turn.asker_name,
         )
 
-    async def _take_chat_token(self) -> None:
-        """One of the caller's chat messages this minute (a valid message only)."""
-        await self.limits.take(
-            self.user.id,
-            bucket="chat",
-            per_minute=self.settings.rate_limit_chat_per_minute,
-            what="chat messages",
-        )
-
-    def _check_length(self, message: str) -> None:
-        limit = self.settings.max_message_chars
-        if len(message) > limit:
-            raise UnprocessableError(f"message: at most {limit} characters allowed")
-
-    async def _save_answer(
+    async def save_answer(
         self, turn: Turn, cited: list[Source], generation: Generation
     ) -> int:
+        """Save the persona's complete answer as the service; return its id."""
         answer = Answer(
             chat_room_id=turn.chat_room_id,
             content=generation.text,
@@ -415,110 +417,3 @@ class ChatUseCase:
         )
         async with self.as_service() as session:
             return await MessageGateway(session).save_answer(answer)
-
-    # -- rooms for people (issue 20): a person's message, the persona when called --
-
-    async def post(self, room_id: int, content: str) -> RoomPost:
-        """Save a member's message in a room; say whether the persona answers.
-
-        The persona answers a message that mentions it (``@Name``), or every
-        message when the room's ``ai_replies`` is ``always`` (see
-        :mod:`src.domain.service.mentions`). The answer is then written by
-        :meth:`answer_in_room`, after this message is committed.
-
-        Raises:
-            NotFoundError: The room does not exist for the caller.
-            UnprocessableError: The message is over the configured limit.
-            RateLimitedError: Over ``RATE_LIMIT_CHAT_PER_MINUTE``.
-        """
-        self._check_length(content)
-        await self._take_chat_token()
-        async with self.as_caller() as session:
-            rooms = ChatRoomGateway(session)
-            joined = await rooms.joined(room_id, self.user.id)
-            room = joined.room
-            persona = Persona.of(await VirtualUserGateway(session).answering_in(joined))
-            messages = MessageGateway(session)
-            history = await messages.history(
-                room.id, before=None, limit=HISTORY_MESSAGES
-            )
-            saved = await self._save_post(messages, room.id, content)
-            members = await rooms.member_count(room.id)
-        replies = ai_replies_of(room.ai_replies, members)
-        if not persona_answers(content, persona.name, replies):
-            return RoomPost(message_out(saved), None)
-        call = PersonaCall(
-            chat_room_id=room.id,
-            user_message_id=saved.id,
-            question=content,
-            persona=persona,
-            history=to_history(history),
-            asker_name=saved.sender_name if members > 1 else None,
-        )
-        return RoomPost(message_out(saved), call)
-
-    async def answer_in_room(
-        self, call: PersonaCall, events: RoomEventsGateway
-    ) -> None:
-        """Answer a call as a chat turn, telling the room's streams as it goes.
-
-        Publishes ``answer.started``, the tokens (``answer.token``), then saves
-        the answer (its ``message`` event comes from the database); on failure
-        ``answer.failed`` with the error's code, and no AI message is stored.
-        """
-        reply = {"reply_to": call.user_message_id}
-        await events.publish(
-            call.chat_room_id,
-            "answer.started",
-            {**reply, "persona": {"id": call.persona.id, "name": call.persona.name}},
-        )
-        try:
-            await self._answer_call(call, events)
-        except DomainError as exc:
-            failure = {"code": exc.code, "message": exc.message}
-            await events.publish(call.chat_room_id, "answer.failed", reply | failure)
-        except Exception:
-            logger.exception("room answer failed")
-            failure = {"code": "internal_error", "message": "The answer failed."}
-            await events.publish(call.chat_room_id, "answer.failed", reply | failure)
-
-    async def _answer_call(self, call: PersonaCall, events: RoomEventsGateway) -> None:
-        """Retrieve for the call, write the answer token by token, save it."""
-        turn = Turn(
-            chat_room_id=call.chat_room_id,
-            user_message_id=call.user_message_id,
-            question=call.question,
-            persona=call.persona,
-            history=call.history,
-            retrieval=await self._retrieve(
-                call.question, call.history, call.chat_room_id
-            ),
-            asker_name=call.asker_name,
-        )
-        tokens = events.tokens(call.chat_room_id, call.user_message_id)
-        async with self._trace(turn) as run:
-            run.add_retrieval(turn.retrieval)
-            sources = turn.sources()
-            written: Generation | None = None
-            async for event in self._write(turn, sources):
-                if event.generation is not None:
-                    written = event.generation
-                elif event.delta:
-                    await tokens.add(event.delta)
-            # Every token reaches the room before the saved answer does.
-            await tokens.flush()
-            answer = finished(written)
-            ai_message_id = await self._save_answer(turn, citations(sources), answer)
-            run.add_metadata(ai_message_id=ai_message_id)
-            run.record(answer=answer.text)
-
-    async def _save_post(
-        self, messages: MessageGateway, room_id: int, content: str
-    ) -> MessageView:
-        message_id = await messages.save_question(
-            chat_room_id=room_id, sender_user_id=self.user.id, content=content
-        )
-        saved = await messages.view(message_id)
-        if saved is None:  # pragma: no cover - the caller just wrote it
-            raise RuntimeError("a saved message is not readable by its sender")
-        return saved
