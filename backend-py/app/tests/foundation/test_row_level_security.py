@@ -364,3 +364,48 @@ async def test_the_search_legs_are_for_users_the_word_statistics_are_not(
         ("authenticated", True, True, *[False] * 8),
         ("service_role", *[True] * 10),
     ]
+
+
+async def test_users_write_their_documents_text_not_its_indexing_state(
+    connection: AsyncConnection,
+) -> None:
+    alice = await create_user(connection, "alice-columns@example.com")
+    await act_as(connection, alice)
+    doc = (
+        await connection.execute(
+            text(
+                "insert into documents (owner_id, title, content) "
+                "values (:me, 'Notes', 'first draft') returning id"
+            ),
+            {"me": alice},
+        )
+    ).scalar_one()
+    await connection.execute(
+        text("update documents set title = 'Notes v2', content = 'v2' where id = :id"),
+        {"id": doc},
+    )
+    refused = []
+    for statement in (
+        "update documents set status = 'ready' where id = :id",
+        "update documents set attempts = 0, next_attempt_at = now() where id = :id",
+        "update documents set centroid = null, chunk_count = 9 where id = :id",
+        "update documents set indexed_hash = content_hash where id = :id",
+        "insert into documents (owner_id, title, content, status) "
+        "select owner_id, 'x', 'y', 'ready' from documents where id = :id",
+    ):
+        savepoint = await connection.begin_nested()
+        try:
+            await connection.execute(text(statement), {"id": doc})
+        except Exception as exc:  # noqa: BLE001
+            refused.append("permission denied" in str(exc))
+        else:
+            refused.append(False)
+        await savepoint.rollback()
+    await as_service(connection)
+    row = (
+        await connection.execute(
+            text("select title, status from documents where id = :id"), {"id": doc}
+        )
+    ).one()
+    assert refused == [True] * 5
+    assert tuple(row) == ("Notes v2", "pending")
