@@ -6,13 +6,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, func, insert, literal_column
+from sqlalchemy import bindparam, func, insert, literal_column, true
 from sqlalchemy import select as select_columns
 from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from src.domain.entity.models import GeneralUsers, Messages, VirtualUsers
+from src.domain.entity.models import GeneralUsers, Messages, UserChats, VirtualUsers
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,10 +175,11 @@ with the caller's claims."""
 
 
 class MessageReader:
-    """Reads one message as the caller, each read its own short transaction.
+    """Reads messages as the caller, each read its own short transaction.
 
     For the many small reads of live room events: one message for each member's
-    stream, each under that member's row-level security, without a session.
+    stream, each under that member's row-level security, without a session;
+    and a reconnecting stream's replay.
     """
 
     def __init__(self, read: UserRead) -> None:
@@ -188,6 +189,19 @@ class MessageReader:
         """One message with its sender's name, if the caller may read it."""
         rows = await self.read(VIEW_BY_ID_SQL, message_id)
         return _view_of_row(rows[0]) if rows else None
+
+    async def missed(
+        self, chat_room_id: int, *, after: int, limit: int
+    ) -> list[MessageView] | None:
+        """Up to ``limit`` messages newer than ``after``, oldest first.
+
+        None when the caller is not a member of the room: one read answers
+        both.
+        """
+        rows = await self.read(MISSED_SQL, chat_room_id, after, limit)
+        if not rows:
+            return None
+        return [_view_of_row(row) for row in rows if row[0] is not None]
 
 
 _VIEWS = (
@@ -213,6 +227,35 @@ _VIEW_BY_ID = _VIEWS.where(_MESSAGES.c.id == bindparam("message_id"))
 
 VIEW_BY_ID_SQL = str(_VIEW_BY_ID.compile(dialect=asyncpg_dialect()))  # type: ignore[no-untyped-call]
 """:data:`_VIEW_BY_ID` as asyncpg runs it (``$1``: the message id)."""
+
+
+_MEMBER = (
+    select_columns(literal_column("1").label("member"))
+    .select_from(UserChats)
+    .where(
+        col(UserChats.chat_room_id) == bindparam("room_id"),
+        col(UserChats.user_id) == func.auth.uid(),
+    )
+    .subquery("member")
+)
+_MISSED_ONLY = (
+    _VIEWS.where(
+        _MESSAGES.c.chat_room_id == bindparam("room_id"),
+        _MESSAGES.c.id > bindparam("after"),
+    )
+    .order_by(_MESSAGES.c.id)
+    .limit(bindparam("limit"))
+    .lateral("missed")
+)
+_MISSED = (
+    select_columns(_MISSED_ONLY).select_from(_MEMBER).outerjoin(_MISSED_ONLY, true())
+)
+"""A room's messages after one, oldest first, for a member: no row for anyone
+else, one row of NULLs for a member who missed nothing."""
+
+MISSED_SQL = str(_MISSED.compile(dialect=asyncpg_dialect()))  # type: ignore[no-untyped-call]
+""":data:`_MISSED` as asyncpg runs it (``$1``: the room, ``$2``: after, ``$3``:
+the limit)."""
 
 
 def _view_of_row(row: Sequence[Any]) -> MessageView:

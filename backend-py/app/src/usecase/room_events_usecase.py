@@ -34,9 +34,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from src.domain.entity.user import CurrentUser
-from src.domain.errors import NotFoundError, ServiceUnavailableError
+from src.domain.errors import ServiceUnavailableError
 from src.gateway.chat_room_gateway import ChatRoomGateway
-from src.gateway.message_gateway import MessageGateway, MessageReader
+from src.gateway.message_gateway import MessageReader
 from src.gateway.room_events_gateway import CLOSED, RoomEventsGateway, Subscription
 from src.settings import Settings
 from src.usecase.chat_room_usecase import message_out
@@ -164,17 +164,15 @@ class RoomEventsUseCase:
     async def _replay(
         self, room_id: int, after: int | None, cursor: _Cursor
     ) -> list[RoomEvent] | None:
-        """The messages after ``after``; None when the caller is not a member."""
-        async with self.as_caller() as session:
-            try:
-                await ChatRoomGateway(session).joined(room_id, self.user.id)
-            except NotFoundError:
-                return None
-            if after is None:
-                return []
-            missed = await MessageGateway(session).after(
-                room_id, after=after, limit=self.settings.max_page_size
-            )
+        """The messages after ``after``; None when the caller is not a member.
+
+        One read as the caller: a read the database cannot serve raises
+        ``ServiceUnavailableError``, as the live reads do.
+        """
+        limit = self.settings.max_page_size if after is not None else 0
+        missed = await self.messages.missed(room_id, after=after or 0, limit=limit)
+        if missed is None:
+            return None
         return [
             RoomEvent(
                 "message", message_out(m).model_dump(mode="json"), cursor.message(m.id)

@@ -27,8 +27,9 @@ from src.controller.dependencies import (
     RoomEventsDep,
     SettingsDep,
 )
-from src.domain.errors import ServerBusyError
+from src.domain.errors import ServerBusyError, ServiceUnavailableError
 from src.gateway.message_gateway import MessageReader
+from src.infra.db_client import Database
 from src.infra.room_events import CHANNEL, RoomEventHub
 from src.usecase.room_events_usecase import RECONNECT_AFTER_MS, RoomEventsUseCase
 from tests.support.sse import sse_events
@@ -75,18 +76,41 @@ async def room_with_message(
     return room, int(posted.json()["id"])
 
 
-def failing_once(read: Callable[..., Awaitable[Sequence[Any]]]) -> Any:
-    """The member's reads, the first failing as a saturated pool makes it fail."""
+def failing_once(
+    read: Callable[..., Awaitable[Sequence[Any]]], *, nth: int, error: Exception
+) -> Any:
+    """The member's reads, the ``nth`` failing with ``error``.
+
+    A stream's first read is its replay (and membership check), the second
+    the first live message.
+    """
     calls = 0
 
     async def read_or_fail(query: str, *args: Any) -> Sequence[Any]:
         nonlocal calls
         calls += 1
-        if calls == 1:
-            raise ServerBusyError("The server is at capacity; retry in a moment.")
+        if calls == nth:
+            raise error
         return await read(query, *args)
 
     return read_or_fail
+
+
+def reads_failing(nth: int, error: Exception) -> Any:
+    """The events use case whose ``nth`` read fails with ``error``."""
+
+    def use_case_of(
+        user: CurrentUserDep,
+        database: DatabaseDep,
+        events: RoomEventsDep,
+        settings: SettingsDep,
+    ) -> RoomEventsUseCase:
+        use_case = room_events_use_case(user, database, events, settings)
+        real = partial(database.user_read, user.claims)
+        use_case.messages = MessageReader(failing_once(real, nth=nth, error=error))
+        return use_case
+
+    return use_case_of
 
 
 async def test_a_read_the_database_cannot_serve_ends_the_stream_with_a_reconnect(
@@ -95,20 +119,10 @@ async def test_a_read_the_database_cannot_serve_ends_the_stream_with_a_reconnect
     user: uuid.UUID,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    def first_read_fails(
-        user: CurrentUserDep,
-        database: DatabaseDep,
-        events: RoomEventsDep,
-        settings: SettingsDep,
-    ) -> RoomEventsUseCase:
-        use_case = room_events_use_case(user, database, events, settings)
-        real = partial(database.user_read, user.claims)
-        use_case.messages = MessageReader(failing_once(real))
-        return use_case
-
+    busy = ServerBusyError("The server is at capacity; retry in a moment.")
     hub = hub_of(app)
     room, message = await room_with_message(auth_client)
-    app.dependency_overrides[room_events_use_case] = first_read_fails
+    app.dependency_overrides[room_events_use_case] = reads_failing(2, busy)
     stream = asyncio.create_task(auth_client.get(f"/api/chat-rooms/{room}/events"))
     await subscribed(hub, 1)
     notify(hub, r=room, k="message", id=message)
@@ -133,6 +147,46 @@ async def test_a_read_the_database_cannot_serve_ends_the_stream_with_a_reconnect
     )
     await subscribed(hub, 1)
     notify(hub, r=room, k="member.left", u=str(user))  # ends this stream
+    async with asyncio.timeout(GUARD_S):
+        replayed = sse_events((await again).text.splitlines())
+    assert [(kind, data.get("id")) for kind, data in replayed] == [
+        ("message", message),
+        ("member.left", None),
+    ]
+
+
+async def test_a_replay_the_database_cannot_serve_ends_the_stream_with_a_reconnect(
+    app: FastAPI,
+    auth_client: httpx.AsyncClient,
+    user: uuid.UUID,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    lost = ServiceUnavailableError("The database is unavailable; try again shortly.")
+    hub = hub_of(app)
+    room, message = await room_with_message(auth_client)
+    app.dependency_overrides[room_events_use_case] = reads_failing(1, lost)
+    async with asyncio.timeout(GUARD_S):
+        response = await auth_client.get(
+            f"/api/chat-rooms/{room}/events", headers={"Last-Event-ID": "0-1"}
+        )
+
+    assert response.status_code == 200
+    lines = response.text.splitlines()
+    assert f"retry: {RECONNECT_AFTER_MS}" in lines
+    assert "id: 0-1" in lines  # still nothing delivered
+    assert sse_events(lines) == [
+        ("reconnect", {"chat_room_id": room, "reason": "service_unavailable"})
+    ]
+    assert not [r for r in caplog.records if r.levelname == "ERROR"]
+
+    app.dependency_overrides.pop(room_events_use_case)
+    again = asyncio.create_task(
+        auth_client.get(
+            f"/api/chat-rooms/{room}/events", headers={"Last-Event-ID": "0-1"}
+        )
+    )
+    await subscribed(hub, 1)
+    notify(hub, r=room, k="member.left", u=str(user))
     async with asyncio.timeout(GUARD_S):
         replayed = sse_events((await again).text.splitlines())
     assert [(kind, data.get("id")) for kind, data in replayed] == [
@@ -202,3 +256,35 @@ async def test_each_member_reads_the_message_as_the_history_shows_it(
         for stream in streams:
             seen = sse_events((await stream).text.splitlines())
             assert seen[0] == ("message", shown)
+
+
+async def test_a_replay_reads_what_a_member_missed_and_nothing_for_others(
+    database: Database,
+    auth_client: httpx.AsyncClient,
+    user: uuid.UUID,
+    other_user: uuid.UUID,
+) -> None:
+    room, first = await room_with_message(auth_client)
+    later = []
+    for content in ("two", "three"):
+        posted = await auth_client.post(
+            f"/api/chat-rooms/{room}/messages", json={"content": content}
+        )
+        later.append(int(posted.json()["id"]))
+
+    def reader(who: uuid.UUID) -> MessageReader:
+        claims = {"sub": str(who), "role": "authenticated"}
+        return MessageReader(partial(database.user_read, claims))
+
+    member = reader(user)
+    missed = await member.missed(room, after=first, limit=10)
+    assert missed is not None
+    assert [(m.id, m.content) for m in missed] == [
+        (later[0], "two"),
+        (later[1], "three"),
+    ]
+    capped = await member.missed(room, after=0, limit=2)
+    assert [m.id for m in capped or []] == [first, later[0]]
+    assert await member.missed(room, after=later[-1], limit=10) == []
+    assert await member.missed(room, after=0, limit=0) == []  # membership only
+    assert await reader(other_user).missed(room, after=0, limit=10) is None
