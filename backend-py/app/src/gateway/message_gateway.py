@@ -111,19 +111,6 @@ class MessageGateway:
             statement = statement.where(_MESSAGES.c.id < before)
         return list(reversed(await self._views(statement)))
 
-    async def after(
-        self, chat_room_id: int, *, after: int, limit: int
-    ) -> list[MessageView]:
-        """Up to ``limit`` messages newer than message ``after``, oldest first."""
-        statement = (
-            _VIEWS.where(
-                _MESSAGES.c.chat_room_id == chat_room_id, _MESSAGES.c.id > after
-            )
-            .order_by(_MESSAGES.c.id)
-            .limit(limit)
-        )
-        return await self._views(statement)
-
     async def view(self, message_id: int) -> MessageView | None:
         """One message with its sender's name, if the caller may read it."""
         row = (
