@@ -41,7 +41,9 @@ update public.documents d
      where status in ('pending', 'processing')
        and next_attempt_at <= now()
        and (cast(:only_ids as bigint[]) is null or id = any(:only_ids))
-     order by next_attempt_at, id
+     -- Owners take turns: every owner's first waiting document before
+     -- anyone's second (queue_turn), then the earliest due.
+     order by queue_turn, next_attempt_at, id
      limit 1
        for update skip locked
   )

@@ -6,20 +6,21 @@ wakes on ``NOTIFY document_pending`` (a dedicated connection LISTENs) and also
 polls every ``worker_poll_interval_s``, so a lost notification only delays it.
 
 Per round: claim due documents (``FOR UPDATE SKIP LOCKED``; status
-``processing`` with a lease) and chunk them until their chunks reach
-``BATCH_CHUNKS``, embed all those chunks together outside any transaction (many
-small documents fill one request), then replace each document's chunks and
-mark it ``ready`` in a transaction of its own. Rounds run only in the process
-that holds the embedder lock (:mod:`src.infra.embedder_lock`): one process
-embeds per database, with every core. A failure (when a batch cannot be
-embedded, its documents are tried one by one) schedules a retry with
-exponential backoff and, after ``worker_max_attempts``, marks it ``failed`` with
-the error text. A worker that dies mid-document leaves a ``processing`` row
-whose lease runs out, and the next worker takes it again: chunks are only ever
-swapped whole, so a document is never half-indexed. The lease is short
-(``worker_lease_s``) and a heartbeat renews it every third of that while the
-document is worked on, so a dead worker's document is taken over within one
-lease, and a live worker's never.
+``processing`` with a lease; owners take turns: every owner's first waiting
+document before anyone's second, ``documents.queue_turn``) and chunk them until
+their chunks reach ``BATCH_CHUNKS``, embed all those chunks together outside
+any transaction (many small documents fill one request), then replace each
+document's chunks and mark it ``ready`` in a transaction of its own. Rounds run
+only in the process that holds the embedder lock
+(:mod:`src.infra.embedder_lock`): one process embeds per database, with every
+core. A failure (when a batch cannot be embedded, its documents are tried one
+by one) schedules a retry with exponential backoff and, after
+``worker_max_attempts``, marks it ``failed`` with the error text. A worker that
+dies mid-document leaves a ``processing`` row whose lease runs out, and the
+next worker takes it again: chunks are only ever swapped whole, so a document
+is never half-indexed. The lease is short (``worker_lease_s``) and a heartbeat
+renews it every third of that while the document is worked on, so a dead
+worker's document is taken over within one lease, and a live worker's never.
 
 An uploaded PDF or HTML file arrives as ``original`` (its bytes) with no text
 yet: the worker first extracts the text in a child process bounded in time and

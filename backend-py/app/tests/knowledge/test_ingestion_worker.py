@@ -11,6 +11,7 @@ from src.infra.db_client import Database
 from src.infra.embeddings.minilm import MiniLMEmbeddings
 from src.settings import Settings
 from src.worker.ingestion_worker import IngestionWorker
+from tests.factories import create_user
 from tests.knowledge.conftest import chunk_rows, document_row, insert_document
 from tests.knowledge.samples import MARKDOWN
 
@@ -316,3 +317,65 @@ async def test_a_round_indexes_then_refreshes_the_common_words(
     assert (await document_row(connection, doc)).status == "ready"
     assert (await connection.execute(common)).scalar_one() > 0
     assert written == 0  # the round already copied them
+
+
+async def test_owners_take_turns_in_the_queue(
+    connection: AsyncConnection, worker: IngestionWorker
+) -> None:
+    """One user's many uploads do not hold back another user's one."""
+    busy = await create_user(connection)
+    other = await create_user(connection)
+    theirs = [
+        await insert_document(
+            connection, owner_id=busy, title=f"b{n}", content=f"Bulk page {n}."
+        )
+        for n in range(4)
+    ]
+    mine = await insert_document(
+        connection, owner_id=other, title="o", content="One page."
+    )
+    shared = await insert_document(
+        connection, owner_id=None, title="s", content="An admin's page."
+    )
+
+    order = []
+    while (result := await worker.run_once()) is not None:
+        order.append(result.document_id)
+
+    assert sorted(order[:3]) == sorted([theirs[0], mine, shared])
+    assert order[3:] == theirs[1:]
+    turns = await connection.execute(
+        text("select queue_turn from documents where id = any(:ids) order by id"),
+        {"ids": theirs},
+    )
+    assert [row.queue_turn for row in turns] == [0, 1, 2, 3]
+
+
+async def test_a_document_takes_its_turn_when_it_enters_the_queue(
+    connection: AsyncConnection, worker: IngestionWorker
+) -> None:
+    owner = await create_user(connection)
+    first = await insert_document(connection, owner_id=owner, title="a", content="A.")
+    await worker.drain()
+    waiting = [
+        await insert_document(connection, owner_id=owner, title=t, content=t + ".")
+        for t in ("b", "c")
+    ]
+
+    async def turn(doc: int) -> int:
+        row = await connection.execute(
+            text("select queue_turn from documents where id = :id"), {"id": doc}
+        )
+        return int(row.scalar_one())
+
+    async def run(statement: str, doc: int) -> None:
+        await connection.execute(text(statement), {"id": doc})
+
+    # A retry (processing, then pending again) keeps its place.
+    await run("update documents set status = 'processing' where id = :id", waiting[1])
+    await run("update documents set status = 'pending' where id = :id", waiting[1])
+    # An indexed document whose content changes queues behind the two waiting.
+    await run("update documents set content = 'A, edited.' where id = :id", first)
+
+    assert [await turn(doc) for doc in waiting] == [0, 1]
+    assert await turn(first) == 2

@@ -220,6 +220,7 @@ class UserProfiles(SQLModel, table=True):
 
 class Documents(SQLModel, table=True):
     __table_args__ = (
+        CheckConstraint('queue_turn >= 0', name='documents_queue_turn_check'),
         CheckConstraint("status = ANY (ARRAY['pending'::text, 'processing'::text, 'ready'::text, 'failed'::text])", name='documents_status_check'),
         CheckConstraint("visibility <> 'room'::text OR chat_room_id IS NOT NULL", name='documents_room_visibility_needs_room'),
         CheckConstraint("visibility = ANY (ARRAY['private'::text, 'room'::text, 'shared'::text])", name='documents_visibility_check'),
@@ -228,7 +229,9 @@ class Documents(SQLModel, table=True):
         PrimaryKeyConstraint('id', name='documents_pkey'),
         Index('documents_centroid_hnsw_idx', 'centroid', postgresql_ops={'centroid': 'vector_cosine_ops'}, postgresql_using='hnsw'),
         Index('documents_chat_room_id_idx', 'chat_room_id'),
+        Index('documents_fair_queue_idx', 'queue_turn', 'next_attempt_at', postgresql_where="(status = ANY (ARRAY['pending'::text, 'processing'::text]))"),
         Index('documents_owner_id_idx', 'owner_id'),
+        Index('documents_waiting_owner_idx', 'owner_id', postgresql_where="(status = ANY (ARRAY['pending'::text, 'processing'::text]))"),
         Index('documents_work_queue_idx', 'status', 'next_attempt_at', postgresql_where="(status = ANY (ARRAY['pending'::text, 'processing'::text]))"),
         {'comment': 'Source documents for retrieval. Admins add shared knowledge by '
                 'inserting a row with just title and content (owner_id stays NULL, '
@@ -249,6 +252,7 @@ class Documents(SQLModel, table=True):
     metadata_: object = Field(sa_column=Column('metadata', JSONB, nullable=False, server_default=text("'{}'::jsonb"), comment='Free-form JSON (e.g. page count, language, uploader notes).'))
     created_at: datetime.datetime = Field(sa_column=Column('created_at', DateTime(True), nullable=False, server_default=text('now()')))
     updated_at: datetime.datetime = Field(sa_column=Column('updated_at', DateTime(True), nullable=False, server_default=text('now()')))
+    queue_turn: int = Field(sa_column=Column('queue_turn', Integer, nullable=False, server_default=text('0'), comment="The document's place among its owner's waiting (pending or processing) documents when it entered the queue (at most 100): 0 when the owner had none. The indexing worker takes due documents by queue_turn, then next_attempt_at, so every owner's first waiting document comes before anyone's second. Set by the documents_prepare trigger."))
     owner_id: Optional[uuid.UUID] = Field(default=None, sa_column=Column('owner_id', Uuid, comment='Uploader. NULL = the shared knowledge base managed by admins (visible to every signed-in user).'))
     chat_room_id: Optional[int] = Field(default=None, sa_column=Column('chat_room_id', BigInteger, comment="Room the document is attached to. Required when visibility = room; such documents are visible to that room's members and searched only in that room."))
     source: Optional[str] = Field(default=None, sa_column=Column('source', Text, comment='Original file name or URL (informational).'))
