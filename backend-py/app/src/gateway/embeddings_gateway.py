@@ -1,20 +1,21 @@
 """Hybrid retrieval: pgvector HNSW + Postgres full-text, fused in one statement.
 
-The statement is the database function ``public.hybrid_search`` (migration
-20261201000300_knowledge). Both legs see only chunks of ready documents the
-caller may search (own private documents, the shared knowledge base, and the
-given room's documents) embedded by the configured model. The vector leg
-(``private.match_document_chunks_vector``) walks the HNSW index with iterative
-scans (``hnsw.iterative_scan``, set for every
-connection by ``db_client.session_settings``), so filtering out other users'
-rows does not starve it of results. The full-text leg
+The statement is the database function ``public.hybrid_search`` (last
+defined by migration 20261207040000_search_probes_documents). Both legs see
+only chunks of ready documents the caller may search (own private documents,
+the shared knowledge base, and the given room's documents) embedded by the
+configured model. The vector leg (``private.match_document_chunks_vector``)
+walks the HNSW index with iterative scans (``hnsw.iterative_scan``, set for
+every connection by ``db_client.session_settings``), so filtering out other
+users' rows does not starve it of results. The full-text leg
 (``private.match_document_chunks_text``) matches chunks holding any of the
-question's words (a ``"phrase"`` or a ``-word`` keeps ``websearch_to_tsquery``'s
-meaning) and reads at most ``retrieval_text_scan_limit`` matches before ranking
-them with BM25 (word rarity from the statistics ANALYZE keeps), so a query of
-common words stays about as cheap as a rare one. The best
-``retrieval_candidates`` of the vector leg and ``retrieval_text_candidates`` of
-the full-text leg are merged with weighted reciprocal rank fusion:
+question's words (a ``"phrase"`` or a ``-word`` keeps
+``websearch_to_tsquery``'s meaning) and reads at most
+``retrieval_text_scan_limit`` matches before ranking them with BM25 (word
+rarity from the statistics ANALYZE keeps), so a query of common words stays
+about as cheap as a rare one. The best ``retrieval_candidates`` of the vector
+leg and ``retrieval_text_candidates`` of the full-text leg are merged with
+weighted reciprocal rank fusion:
 ``score = w_v / (rrf_k + rank_v) + w_t / (rrf_k + rank_t)``. Pages too: the
 ``retrieval_pages`` documents whose centroid (the mean of their chunk
 embeddings) is nearest the question each add ``w_p / (rrf_k + rank_p)`` to
