@@ -138,6 +138,8 @@ class Settings(BaseSettings):
     worker_concurrency: int = Field(default=1, ge=1)
     worker_lease_s: float = Field(default=30.0, gt=0)
     worker_retry_base_s: float = Field(default=10.0, ge=0)
+    worker_chunks_per_turn: int = Field(default=512, ge=1)
+    """New chunks a document may embed per claim; a larger one takes turns."""
     parse_timeout_s: float = Field(default=60.0, gt=0)
     parse_memory_mb: int = Field(default=1024, ge=128)
 

@@ -1,4 +1,4 @@
-"""The indexing side of ``documents``: claims, chunk replacement, failures.
+"""The indexing side of ``documents``: claims, slices, chunk replacement, failures.
 
 Used by the ingestion worker and the CLIs in a service transaction (chunks have
 no write policy for users). Every write after a claim is fenced on the claim
@@ -8,7 +8,7 @@ document was edited or deleted meanwhile, changes nothing.
 """
 
 import json
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -21,11 +21,17 @@ from src.domain.service.pages import PageSpan, stored_page_spans
 MAX_ERROR_CHARS = 2000
 
 _FAIL_EXHAUSTED_SQL = text("""
-update public.documents
-   set status = 'failed',
-       error = coalesce(error || ' ', '')
-               || '(indexing did not finish after ' || attempts || ' attempts)'
- where status = 'processing' and next_attempt_at <= now() and attempts >= :max
+with failed as (
+  update public.documents
+     set status = 'failed',
+         error = coalesce(error || ' ', '')
+                 || '(indexing did not finish after ' || attempts || ' attempts)'
+   where status = 'processing' and next_attempt_at <= now() and attempts >= :max
+  returning id
+)
+delete from private.staged_chunk_embeddings s
+ using failed
+ where s.document_id = failed.id
 """)
 
 _CLAIM_SQL = text("""
@@ -99,6 +105,37 @@ update public.documents
 """)
 
 _DELETE_CHUNKS_SQL = text("delete from public.document_chunks where document_id = :id")
+
+_DELETE_STAGED_SQL = text(
+    "delete from private.staged_chunk_embeddings where document_id = :id"
+)
+
+_STAGED_KEYS_SQL = text("""
+select text_sha256 from private.staged_chunk_embeddings
+ where document_id = :id and embedding_model = :model
+""")
+
+_STAGED_EMBEDDINGS_SQL = text("""
+select text_sha256, embedding::text as embedding
+  from private.staged_chunk_embeddings
+ where document_id = :id and embedding_model = :model
+""")
+
+_STAGE_SQL = text("""
+insert into private.staged_chunk_embeddings
+  (document_id, embedding_model, text_sha256, embedding)
+select :id, :model, k, cast(e as extensions.vector)
+  from unnest(cast(:keys as bytea[]), cast(:embeddings as text[])) as v(k, e)
+on conflict do nothing
+""")
+
+# Back in the queue one turn later: every other owner's next document first.
+_NEXT_TURN_SQL = text(f"""
+update public.documents
+   set status = 'pending', attempts = greatest(attempts - 1, 0),
+       next_attempt_at = now(), queue_turn = queue_turn + 1
+ where {_CLAIM_FENCE}
+""")  # noqa: S608 - constant fragment
 
 _COPY_COLUMNS = (
     "document_id",
@@ -351,10 +388,55 @@ class DocumentIndexGateway:
         )
         return {(r.heading_path, r.content): r.embedding for r in rows}
 
+    async def staged_keys(self, claim: ClaimedDocument, *, model: str) -> set[bytes]:
+        """The text hashes of the vectors kept by earlier slices of the document."""
+        rows = await self._session.execute(
+            _STAGED_KEYS_SQL, {"id": claim.id, "model": model}
+        )
+        return {bytes(key) for key in rows.scalars()}
+
+    async def staged_embeddings(
+        self, claim: ClaimedDocument, *, model: str
+    ) -> dict[bytes, str]:
+        """The vectors kept by earlier slices, by the SHA-256 of their text."""
+        rows = await self._session.execute(
+            _STAGED_EMBEDDINGS_SQL, {"id": claim.id, "model": model}
+        )
+        return {bytes(r.text_sha256): r.embedding for r in rows}
+
+    async def keep_slice(
+        self, claim: ClaimedDocument, embeddings: Mapping[bytes, str], *, model: str
+    ) -> bool:
+        """Keep a slice's vectors and put the document back one turn later.
+
+        Args:
+            claim: The document, still claimed.
+            embeddings: The vectors embedded this turn (pgvector's text form),
+                by the SHA-256 of the text embedded.
+            model: The embedding model.
+
+        Returns:
+            False (and nothing written) when the claim no longer holds.
+        """
+        if not await self._lock_claimed(claim):
+            return False
+        await self._session.execute(
+            _STAGE_SQL,
+            {
+                "id": claim.id,
+                "model": model,
+                "keys": list(embeddings),
+                "embeddings": list(embeddings.values()),
+            },
+        )
+        await self._session.execute(_NEXT_TURN_SQL, claim.fence())
+        return True
+
     async def mark_unchanged_ready(self, claim: ClaimedDocument, *, model: str) -> bool:
         """Mark ready without touching the chunks (they match already)."""
         if not await self._lock_claimed(claim):
             return False
+        await self._session.execute(_DELETE_STAGED_SQL, {"id": claim.id})
         await self._session.execute(
             _MARK_READY_SQL,
             {"id": claim.id, "content_hash": claim.content_hash, "model": model},
@@ -378,6 +460,7 @@ class DocumentIndexGateway:
         if not await self._lock_claimed(claim):
             return False
         await self._session.execute(_DELETE_CHUNKS_SQL, {"id": claim.id})
+        await self._session.execute(_DELETE_STAGED_SQL, {"id": claim.id})
         await self._copy_chunks(claim.id, chunks, model=model, ts_config=ts_config)
         await self._session.execute(
             _MARK_READY_SQL,
@@ -405,7 +488,11 @@ class DocumentIndexGateway:
             "retry_in_s": retry_in_s,
         }
         row = (await self._session.execute(_RECORD_FAILURE_SQL, params)).first()
-        return None if row is None else str(row.status)
+        if row is None:
+            return None
+        if row.status == "failed":
+            await self._session.execute(_DELETE_STAGED_SQL, {"id": claim.id})
+        return str(row.status)
 
     async def release_claim(self, claim: ClaimedDocument) -> None:
         """Give the document back at once (the attempt does not count)."""

@@ -10,7 +10,11 @@ Per round: claim due documents (``FOR UPDATE SKIP LOCKED``; status
 document before anyone's second, ``documents.queue_turn``) and chunk them until
 their chunks reach ``BATCH_CHUNKS``, embed all those chunks together outside
 any transaction (many small documents fill one request), then replace each
-document's chunks and mark it ``ready`` in a transaction of its own. Rounds run
+document's chunks and mark it ``ready`` in a transaction of its own. A document
+embeds at most ``worker_chunks_per_turn`` new chunks per claim: a larger one
+keeps that slice's vectors (``private.staged_chunk_embeddings``) and goes back
+in the queue one turn later, so it cannot hold the worker for everyone else;
+its chunks are swapped in whole once none lacks a vector. Rounds run
 only in the process that holds the embedder lock
 (:mod:`src.infra.embedder_lock`): one process embeds per database, with every
 core. A failure (when a batch cannot be embedded, its documents are tried one
@@ -31,9 +35,9 @@ is ``failed`` at once, with the reason, since retrying cannot help.
 
 import asyncio
 import contextlib
+import hashlib
 import logging
-from collections import Counter
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -64,7 +68,9 @@ EMBED_SLICE = 256
 BATCH_CHUNKS = 256
 """Documents are claimed into one batch until their chunks reach this many."""
 
-Outcome = Literal["ready", "unchanged", "extracted", "retry", "failed", "lost"]
+Outcome = Literal[
+    "ready", "unchanged", "extracted", "partial", "retry", "failed", "lost"
+]
 
 
 def parse_bounds(settings: Settings) -> ParseBounds:
@@ -84,7 +90,9 @@ class IndexResult:
         document_id: The document.
         outcome: ``ready`` (chunks replaced), ``unchanged`` (already indexed
             with this content and model: no work), ``extracted`` (an uploaded
-            file's text stored, queued for indexing), ``retry`` (failed, queued
+            file's text stored, queued for indexing), ``partial`` (a slice of a
+            large document embedded and kept, queued one turn later), ``retry``
+            (failed, queued
             again with backoff), ``failed`` (gave up), ``lost`` (edited, deleted
             or taken over meanwhile; nothing written).
         chunk_count: Chunks written (ready) or kept (unchanged).
@@ -115,6 +123,29 @@ class PreparedDocument:
     chunks: list[Chunk]
 
 
+@dataclass(frozen=True)
+class EmbeddedDocument:
+    """What one turn embedded of a document.
+
+    Attributes:
+        chunks: Every chunk with its vector; None when some still lack one
+            (the document had more than ``worker_chunks_per_turn`` to embed).
+        computed: How many vectors the model computed this turn.
+        to_keep: When ``chunks`` is None, the vectors to keep for the next
+            turns (this turn's, and those reused from the previous chunks), by
+            :func:`text_key`.
+    """
+
+    chunks: list[EmbeddedChunk] | None
+    computed: int
+    to_keep: dict[bytes, str]
+
+
+def text_key(chunk: Chunk) -> bytes:
+    """The SHA-256 of the text a chunk's vector is computed from."""
+    return hashlib.sha256(embedding_text(chunk).encode()).digest()
+
+
 class IngestionWorker:
     """Claims pending documents and indexes them, several to one embedding batch."""
 
@@ -132,6 +163,8 @@ class IngestionWorker:
         self._model = embedding_model_name
         self._settings = settings
         self._parse_bounds = parse_bounds(settings)
+        self._chunked: dict[int, tuple[str, list[Chunk]]] = {}
+        """The chunks of the large document being sliced, by id: (its hash, chunks)."""
         url = libpq_url(database.engine.url.render_as_string(hide_password=False))
         self.embedder_lock = EmbedderLock(url, key=lock_key)
         self._wakeup = asyncio.Event()
@@ -287,6 +320,16 @@ class IngestionWorker:
                     claim, model=self._model
                 )
             return IndexResult(claim.id, "unchanged" if kept else "lost")
+        chunks = await self._chunks_of(claim)
+        if not chunks:
+            raise NothingToIndexError("the document has no text to index")
+        return PreparedDocument(claim, chunks)
+
+    async def _chunks_of(self, claim: ClaimedDocument) -> list[Chunk]:
+        """The claimed text cut into chunks (a sliced document's, once per text)."""
+        cached = self._chunked.get(claim.id)
+        if cached is not None and cached[0] == claim.content_hash:
+            return cached[1]
         chunks = await asyncio.to_thread(
             chunk_text,
             claim.content,
@@ -294,9 +337,10 @@ class IngestionWorker:
             chunk_overlap=self._settings.chunk_overlap,
             pages=claim.pages,
         )
-        if not chunks:
-            raise NothingToIndexError("the document has no text to index")
-        return PreparedDocument(claim, chunks)
+        if len(chunks) > self._settings.worker_chunks_per_turn:
+            # Its next turns need them again: one large document's are kept.
+            self._chunked = {claim.id: (claim.content_hash, chunks)}
+        return chunks
 
     async def _index_batch(self, batch: list[PreparedDocument]) -> list[IndexResult]:
         """Embed the documents' chunks together, then write each document alone.
@@ -325,7 +369,31 @@ class IngestionWorker:
             if len(batch) == 1:
                 raise
             return [r for p in batch for r in await self._index_batch([p])]
-        return [await self._write(p, *embedded[p.claim.id]) for p in batch]
+        return [await self._finish(p, embedded[p.claim.id]) for p in batch]
+
+    async def _finish(
+        self, prepared: PreparedDocument, embedded: EmbeddedDocument
+    ) -> IndexResult:
+        """Swap the document's chunks in, or keep its slice for its next turn."""
+        if embedded.chunks is None:
+            return await self._keep_slice(prepared.claim, embedded)
+        self._chunked.pop(prepared.claim.id, None)
+        return await self._write(prepared, embedded.chunks, embedded.computed)
+
+    async def _keep_slice(
+        self, claim: ClaimedDocument, embedded: EmbeddedDocument
+    ) -> IndexResult:
+        """Keep this turn's vectors; the document goes back one turn later."""
+        try:
+            async with self._database.service_transaction() as session:
+                kept = await DocumentIndexGateway(session).keep_slice(
+                    claim, embedded.to_keep, model=self._model
+                )
+        except Exception as exc:  # noqa: BLE001 - any failure is recorded and retried
+            return await self._settle(claim, exc)
+        if not kept:
+            return IndexResult(claim.id, "lost")
+        return IndexResult(claim.id, "partial", embedded_count=embedded.computed)
 
     async def _write(
         self, prepared: PreparedDocument, chunks: list[EmbeddedChunk], computed: int
@@ -410,47 +478,107 @@ class IngestionWorker:
 
     async def _embed(
         self, batch: list[PreparedDocument]
-    ) -> dict[int, tuple[list[EmbeddedChunk], int]]:
-        """Embed the batch's chunks, reusing vectors of identical chunks stored.
+    ) -> dict[int, EmbeddedDocument]:
+        """Embed this turn's chunks of the batch together.
+
+        Vectors of identical chunks already stored, or kept by the document's
+        earlier slices, are reused. A document with more than
+        ``worker_chunks_per_turn`` chunks still to embed gets that many now.
 
         Returns:
-            Per document id: its embedded chunks, and how many were computed.
+            Per document id: its chunks with their vectors (or a slice), and
+            the vectors computed this turn.
         """
         async with self._database.service_transaction() as session:
             gateway = DocumentIndexGateway(session)
-            known = {
-                p.claim.id: await gateway.reusable_embeddings(
-                    p.claim, model=self._model
-                )
+            staged = {
+                p.claim.id: await gateway.staged_keys(p.claim, model=self._model)
                 for p in batch
             }
-        missing = [
-            (p.claim.id, c)
+            # A sliced document kept its reusable vectors with its first slice.
+            known = {
+                p.claim.id: {}
+                if staged[p.claim.id]
+                else await gateway.reusable_embeddings(p.claim, model=self._model)
+                for p in batch
+            }
+        todo = {
+            p.claim.id: self._to_embed(p, known[p.claim.id], staged[p.claim.id])
             for p in batch
-            for c in p.chunks
-            if (c.heading_path, c.content) not in known[p.claim.id]
+        }
+        missing = [
+            (doc, chunk) for doc, (chunks, _) in todo.items() for chunk in chunks
         ]
+        fresh: dict[int, dict[bytes, str]] = {p.claim.id: {} for p in batch}
         for start in range(0, len(missing), EMBED_SLICE):
             part = missing[start : start + EMBED_SLICE]
             vectors = await self._embeddings.aembed_documents(
                 [embedding_text(c) for _, c in part]
             )
             for (document_id, chunk), vector in zip(part, vectors, strict=True):
-                known[document_id][(chunk.heading_path, chunk.content)] = (
-                    vector_literal(vector)
-                )
+                fresh[document_id][text_key(chunk)] = vector_literal(vector)
             await self._renew([p.claim for p in batch])
-        computed = Counter(document_id for document_id, _ in missing)
         return {
-            p.claim.id: (
-                [
-                    EmbeddedChunk(c, known[p.claim.id][(c.heading_path, c.content)])
-                    for c in p.chunks
-                ],
-                computed[p.claim.id],
+            p.claim.id: await self._assembled(
+                p,
+                known[p.claim.id],
+                fresh[p.claim.id],
+                more_to_embed=todo[p.claim.id][1],
+                has_staged=bool(staged[p.claim.id]),
             )
             for p in batch
         }
+
+    def _to_embed(
+        self,
+        prepared: PreparedDocument,
+        known: Mapping[tuple[str, str], str],
+        staged: set[bytes],
+    ) -> tuple[list[Chunk], bool]:
+        """This turn's chunks to embed (each text once), and whether more remain."""
+        missing: dict[bytes, Chunk] = {}
+        for chunk in prepared.chunks:
+            key = text_key(chunk)
+            if (chunk.heading_path, chunk.content) not in known and key not in staged:
+                missing.setdefault(key, chunk)
+        budget = self._settings.worker_chunks_per_turn
+        return list(missing.values())[:budget], len(missing) > budget
+
+    async def _assembled(
+        self,
+        prepared: PreparedDocument,
+        known: Mapping[tuple[str, str], str],
+        fresh: dict[bytes, str],
+        *,
+        more_to_embed: bool,
+        has_staged: bool,
+    ) -> EmbeddedDocument:
+        """The document's chunks with their vectors, or a slice when some lack one."""
+        if more_to_embed:
+            reused = {
+                text_key(chunk): vector
+                for chunk in prepared.chunks
+                if (vector := known.get((chunk.heading_path, chunk.content)))
+            }
+            return EmbeddedDocument(
+                chunks=None, computed=len(fresh), to_keep=reused | fresh
+            )
+        vectors = dict(fresh)
+        if has_staged:
+            async with self._database.service_transaction() as session:
+                staged = await DocumentIndexGateway(session).staged_embeddings(
+                    prepared.claim, model=self._model
+                )
+            vectors = staged | vectors
+        chunks = [
+            EmbeddedChunk(
+                chunk,
+                known.get((chunk.heading_path, chunk.content))
+                or vectors[text_key(chunk)],
+            )
+            for chunk in prepared.chunks
+        ]
+        return EmbeddedDocument(chunks=chunks, computed=len(fresh), to_keep={})
 
     async def _renew(self, claims: list[ClaimedDocument]) -> set[int]:
         """Renew the claims in one statement; the ids still held."""
