@@ -19,6 +19,8 @@ from src.domain.service.chunking import Chunk
 from src.domain.service.pages import PageSpan, stored_page_spans
 
 MAX_ERROR_CHARS = 2000
+COPY_ROWS = 1000
+"""Chunks written per ``COPY`` statement (a document's all in one transaction)."""
 
 _FAIL_EXHAUSTED_SQL = text("""
 with failed as (
@@ -585,10 +587,13 @@ class DocumentIndexGateway:
             )
             for item in chunks
         ]
-        await driver.copy_to_table(
-            "document_chunks",
-            schema_name="public",
-            columns=list(_COPY_COLUMNS),
-            source=_AsyncLines(rows),
-            format="text",
-        )
+        # Several statements: each chunk is also an HNSW insert, and a large
+        # document's chunks in one COPY outlast the statement timeout.
+        for start in range(0, len(rows), COPY_ROWS):
+            await driver.copy_to_table(
+                "document_chunks",
+                schema_name="public",
+                columns=list(_COPY_COLUMNS),
+                source=_AsyncLines(rows[start : start + COPY_ROWS]),
+                format="text",
+            )

@@ -13,7 +13,12 @@ from src.infra.embeddings.minilm import MiniLMEmbeddings
 from src.settings import Settings
 from src.worker.ingestion_worker import IndexResult, IngestionWorker
 from tests.factories import create_user
-from tests.knowledge.conftest import chunk_rows, document_row, insert_document
+from tests.knowledge.conftest import (
+    chunk_rows,
+    claims_of,
+    document_row,
+    insert_document,
+)
 from tests.knowledge.test_ingestion_worker import BrokenEmbeddings
 
 PER_TURN = 3
@@ -232,3 +237,55 @@ async def test_a_sliced_document_is_cut_into_chunks_once(
 
     assert [r.outcome for r in results] == ["partial", "partial", "ready"]
     assert cut == [LARGE]
+
+
+async def test_deleting_a_sliced_document_drops_its_slices(
+    connection: AsyncConnection, database: Database, slicing_worker: IngestionWorker
+) -> None:
+    owner = await create_user(connection)
+    large = await insert_document(connection, owner_id=owner, title="L", content=LARGE)
+    await slicing_worker.run_once()
+    assert await staged_count(connection, large) == PER_TURN
+
+    # As the owner, under row-level security (as DELETE /api/documents/{id}).
+    async with database.user_transaction(claims_of(owner)) as session:
+        deleted = await session.execute(
+            text("delete from public.documents where id = :id"), {"id": large}
+        )
+        assert deleted.rowcount == 1
+
+    assert await staged_count(connection, large) == 0
+
+
+async def test_chunks_are_written_in_statements_of_a_bounded_size(
+    connection: AsyncConnection,
+    worker: IngestionWorker,
+    monkeypatch: pytest.MonkeyPatch,
+    knowledge_settings: Settings,
+) -> None:
+    """A large document's chunks do not go in one statement (the timeout)."""
+    for statement in (
+        "create temporary table copied (rows int)",
+        """create function pg_temp.count_copied() returns trigger
+           language plpgsql as $$
+           begin
+             insert into copied select count(*) from new_rows;
+             return null;
+           end $$""",
+        """create trigger count_copied after insert on public.document_chunks
+           referencing new table as new_rows
+           for each statement execute function pg_temp.count_copied()""",
+    ):
+        await connection.execute(text(statement))
+    monkeypatch.setattr("src.gateway.document_index_gateway.COPY_ROWS", 3)
+    owner = await create_user(connection)
+    doc = await insert_document(connection, owner_id=owner, title="L", content=LARGE)
+
+    result = await worker.run_once()
+
+    assert result is not None
+    assert result.outcome == "ready"
+    statements = (await connection.execute(text("select rows from copied"))).scalars()
+    total = chunk_count(knowledge_settings, LARGE)
+    assert list(statements) == [3, 3, *([total - 6] if total > 6 else [])]
+    assert (await document_row(connection, doc)).chunk_count == total
