@@ -289,3 +289,28 @@ async def test_chunks_are_written_in_statements_of_a_bounded_size(
     total = chunk_count(knowledge_settings, LARGE)
     assert list(statements) == [3, 3, *([total - 6] if total > 6 else [])]
     assert (await document_row(connection, doc)).chunk_count == total
+
+
+async def test_a_dead_workers_exhausted_slices_are_dropped(
+    connection: AsyncConnection,
+    slicing_worker: IngestionWorker,
+    slicing_settings: Settings,
+) -> None:
+    owner = await create_user(connection)
+    large = await insert_document(connection, owner_id=owner, title="L", content=LARGE)
+    await slicing_worker.run_once()
+    # Claimed for its last attempt by a worker that died: the lease ran out.
+    await connection.execute(
+        text(
+            "update public.documents set status = 'processing', attempts = :max, "
+            "next_attempt_at = now() - interval '1 s' where id = :id"
+        ),
+        {"max": slicing_settings.worker_max_attempts, "id": large},
+    )
+
+    assert await slicing_worker.run_once() is None
+
+    row = await document_row(connection, large)
+    assert row.status == "failed"
+    assert "did not finish" in row.error
+    assert await staged_count(connection, large) == 0
