@@ -55,8 +55,22 @@ update public.documents d
      limit 1
        for update skip locked
   )
-returning d.id, d.title, d.content, d.content_hash, d.indexed_hash,
-          d.embedding_model, d.attempts, d.source, d.mime_type, d.original,
+returning d.id, d.title,
+          -- A user's document larger than the API accepts (written through
+          -- the Data API) is not read: octet_length reads no TOASTed value.
+          case when d.owner_id is null
+                 or octet_length(d.content) <= cast(:max_text_bytes as bigint)
+               then d.content else '' end as content,
+          d.content_hash, d.indexed_hash, d.embedding_model, d.attempts,
+          d.source, d.mime_type,
+          case when d.owner_id is null
+                 or coalesce(octet_length(d.original), 0)
+                    <= cast(:max_file_bytes as bigint)
+               then d.original end as original,
+          d.owner_id is not null
+            and (octet_length(d.content) > cast(:max_text_bytes as bigint)
+                 or coalesce(octet_length(d.original), 0)
+                    > cast(:max_file_bytes as bigint)) as too_large,
           d.metadata -> 'page_spans' as page_spans
 """)
 
@@ -254,6 +268,8 @@ class ClaimedDocument:
         mime_type: The type the document was stored as.
         original: The uploaded file, while its text is still to be extracted.
         pages: Where each PDF page lies in ``content`` (empty without pages).
+        too_large: A user's document over the claim's size limits; its text
+            and file were not read (``content`` empty, ``original`` None).
     """
 
     id: int
@@ -267,6 +283,7 @@ class ClaimedDocument:
     mime_type: str = "text/plain"
     original: bytes | None = None
     pages: tuple[PageSpan, ...] = ()
+    too_large: bool = False
 
     def is_indexed_with(self, model: str) -> bool:
         """Whether the current chunks already match this content and model."""
@@ -279,6 +296,19 @@ class ClaimedDocument:
             "attempts": self.attempts,
             "content_hash": self.content_hash,
         }
+
+
+@dataclass(frozen=True)
+class DocumentSizeLimits:
+    """The most a user's document may hold to be indexed.
+
+    Attributes:
+        text_bytes: Bytes of text (UTF-8).
+        file_bytes: Bytes of the uploaded file still to parse.
+    """
+
+    text_bytes: int
+    file_bytes: int
 
 
 @dataclass(frozen=True)
@@ -301,6 +331,7 @@ class DocumentIndexGateway:
         lease_s: float,
         max_attempts: int,
         only_ids: Sequence[int] | None = None,
+        user_limits: DocumentSizeLimits | None = None,
     ) -> ClaimedDocument | None:
         """Claim the next due document (pending, or processing with a stale claim).
 
@@ -310,6 +341,8 @@ class DocumentIndexGateway:
             lease_s: How long the claim holds before another worker may take it.
             max_attempts: Attempts after which a stale claim is given up.
             only_ids: Restrict the claim to these documents.
+            user_limits: The most a user's document may hold; one over them is
+                claimed ``too_large``, unread. None: no limit.
 
         Returns:
             The claimed document, or None when nothing is due.
@@ -318,7 +351,13 @@ class DocumentIndexGateway:
         ids = list(only_ids) if only_ids is not None else None
         row = (
             await self._session.execute(
-                _CLAIM_SQL, {"lease_s": lease_s, "only_ids": ids}
+                _CLAIM_SQL,
+                {
+                    "lease_s": lease_s,
+                    "only_ids": ids,
+                    "max_text_bytes": user_limits.text_bytes if user_limits else None,
+                    "max_file_bytes": user_limits.file_bytes if user_limits else None,
+                },
             )
         ).first()
         if row is None:
@@ -335,6 +374,7 @@ class DocumentIndexGateway:
             mime_type=row.mime_type,
             original=row.original,
             pages=stored_page_spans(row.page_spans, row.content_hash),
+            too_large=bool(row.too_large),
         )
 
     async def renew_claim(self, claim: ClaimedDocument, *, lease_s: float) -> bool:

@@ -51,6 +51,7 @@ from src.domain.service.document_parsing import ParseLimits, fallback_title
 from src.gateway.document_index_gateway import (
     ClaimedDocument,
     DocumentIndexGateway,
+    DocumentSizeLimits,
     EmbeddedChunk,
 )
 from src.gateway.embeddings_gateway import vector_literal
@@ -71,6 +72,25 @@ BATCH_CHUNKS = 256
 Outcome = Literal[
     "ready", "unchanged", "extracted", "partial", "retry", "failed", "lost"
 ]
+
+
+UTF8_MAX_BYTES_PER_CHAR = 4
+
+
+def user_document_limits(settings: Settings) -> DocumentSizeLimits:
+    """The most the API lets a user's document hold; larger ones are not indexed.
+
+    The text of a JSON document fits in a request body; a file's is at most
+    ``max_upload_bytes`` characters (see ``ParseLimits``). A larger one was
+    written past the API (through the Data API) and would hold the worker.
+    """
+    return DocumentSizeLimits(
+        text_bytes=max(
+            settings.max_request_bytes,
+            UTF8_MAX_BYTES_PER_CHAR * settings.max_upload_bytes,
+        ),
+        file_bytes=settings.max_upload_bytes,
+    )
 
 
 def parse_bounds(settings: Settings) -> ParseBounds:
@@ -291,6 +311,7 @@ class IngestionWorker:
                 lease_s=self._settings.worker_lease_s,
                 max_attempts=self._settings.worker_max_attempts,
                 only_ids=only_ids,
+                user_limits=user_document_limits(self._settings),
             )
 
     async def _prepare(
@@ -312,6 +333,12 @@ class IngestionWorker:
     async def _chunk_or_finish(
         self, claim: ClaimedDocument
     ) -> "IndexResult | PreparedDocument":
+        if claim.too_large:
+            limits = user_document_limits(self._settings)
+            raise NothingToIndexError(
+                f"too large to index: a document may hold {limits.text_bytes} bytes "
+                f"of text, and a file {limits.file_bytes} bytes"
+            )
         if claim.original is not None:
             return await self._extract(claim, claim.original)
         if claim.is_indexed_with(self._model):

@@ -250,9 +250,10 @@ async def test_deleting_a_sliced_document_drops_its_slices(
     # As the owner, under row-level security (as DELETE /api/documents/{id}).
     async with database.user_transaction(claims_of(owner)) as session:
         deleted = await session.execute(
-            text("delete from public.documents where id = :id"), {"id": large}
+            text("delete from public.documents where id = :id returning id"),
+            {"id": large},
         )
-        assert deleted.rowcount == 1
+        assert deleted.scalar_one() == large
 
     assert await staged_count(connection, large) == 0
 
@@ -314,3 +315,59 @@ async def test_a_dead_workers_exhausted_slices_are_dropped(
     assert row.status == "failed"
     assert "did not finish" in row.error
     assert await staged_count(connection, large) == 0
+
+
+@pytest.fixture
+def small_limits_worker(
+    database: Database, embeddings: MiniLMEmbeddings, knowledge_settings: Settings
+) -> IngestionWorker:
+    """A worker of an API that takes bodies and files of at most 1,024 bytes."""
+    settings = knowledge_settings.model_copy(
+        update={"max_request_bytes": 1024, "max_upload_bytes": 1024}
+    )
+    return IngestionWorker(
+        database=database,
+        embeddings=embeddings,
+        embedding_model_name=embeddings.model_name,
+        settings=settings,
+    )
+
+
+async def test_a_users_document_larger_than_the_api_takes_is_not_indexed(
+    connection: AsyncConnection, small_limits_worker: IngestionWorker
+) -> None:
+    """Written past the API (the Data API), it fails at once, unread."""
+    owner = await create_user(connection)
+    text_of = {  # a 1,024-byte upload's text is at most 1,024 characters
+        "fits": "é" * 2000,  # 4,000 bytes
+        "too long": "word " * 900,  # 4,500 bytes
+    }
+    docs = {
+        name: await insert_document(connection, owner_id=owner, title=name, content=c)
+        for name, c in text_of.items()
+    }
+    docs["shared"] = await insert_document(
+        connection, owner_id=None, title="shared", content=text_of["too long"]
+    )
+    docs["file"] = await insert_document(
+        connection, owner_id=owner, title="f", content=""
+    )
+    await connection.execute(
+        text(
+            "update public.documents set original = :file, mime_type = 'text/html' "
+            "where id = :id"
+        ),
+        {"file": b"<p>" + b"x" * 1100 + b"</p>", "id": docs["file"]},
+    )
+
+    results = {r.document_id: r for r in await run_all(small_limits_worker)}
+
+    assert results[docs["fits"]].outcome == "ready"
+    assert results[docs["shared"]].outcome == "ready"  # the admins' own
+    for name in ("too long", "file"):
+        row = await document_row(connection, docs[name])
+        assert (row.status, row.attempts, row.chunk_count) == ("failed", 1, 0)
+        assert row.error == (
+            "too large to index: a document may hold 4096 bytes of text, "
+            "and a file 1024 bytes"
+        )
