@@ -28,7 +28,7 @@ from src.domain.service.chunking import chunk_text, embedding_text  # noqa: E402
 from src.domain.service.document_parsing import parse_document  # noqa: E402
 from src.infra.embeddings.minilm import MiniLMEmbeddings  # noqa: E402
 from src.settings import Settings  # noqa: E402
-from src.worker.ingestion_worker import EMBED_SLICE  # noqa: E402
+from src.worker.chunk_embedder import EMBED_SLICE  # noqa: E402
 
 
 def chunk_texts(root: Path, settings: Settings) -> list[str]:

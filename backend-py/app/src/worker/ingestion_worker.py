@@ -35,9 +35,8 @@ is ``failed`` at once, with the reason, since retrying cannot help.
 
 import asyncio
 import contextlib
-import hashlib
 import logging
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -46,7 +45,7 @@ from fastapi import FastAPI
 from langchain_core.embeddings import Embeddings
 
 from src.domain.errors import DomainError
-from src.domain.service.chunking import Chunk, chunk_text, embedding_text
+from src.domain.service.chunking import Chunk, chunk_text
 from src.domain.service.document_parsing import ParseLimits, fallback_title
 from src.gateway.document_index_gateway import (
     ClaimedDocument,
@@ -54,18 +53,16 @@ from src.gateway.document_index_gateway import (
     DocumentSizeLimits,
     EmbeddedChunk,
 )
-from src.gateway.embeddings_gateway import vector_literal
 from src.infra.bounded_parse import ParseBounds, parse_bounded
 from src.infra.db_client import Database, libpq_url
 from src.infra.embedder_lock import EMBEDDER_LOCK_KEY, EmbedderLock
 from src.settings import Settings
+from src.worker.chunk_embedder import ChunkEmbedder, EmbeddedDocument, PreparedDocument
 
 logger = logging.getLogger(__name__)
 
 NOTIFY_CHANNEL = "document_pending"
 MAX_RETRY_DELAY_S = 3600.0
-EMBED_SLICE = 256
-"""Chunks per embeddings request (the lease is renewed after each)."""
 BATCH_CHUNKS = 256
 """Documents are claimed into one batch until their chunks reach this many."""
 
@@ -112,9 +109,8 @@ class IndexResult:
             with this content and model: no work), ``extracted`` (an uploaded
             file's text stored, queued for indexing), ``partial`` (a slice of a
             large document embedded and kept, queued one turn later), ``retry``
-            (failed, queued
-            again with backoff), ``failed`` (gave up), ``lost`` (edited, deleted
-            or taken over meanwhile; nothing written).
+            (failed, queued again with backoff), ``failed`` (gave up), ``lost``
+            (edited, deleted or taken over meanwhile; nothing written).
         chunk_count: Chunks written (ready) or kept (unchanged).
         embedded_count: Chunks that needed the embedding model.
         error: The error text of a failed attempt.
@@ -135,37 +131,6 @@ class NothingToIndexError(Exception):
     """The document has no text, or its file cannot be parsed: retrying cannot help."""
 
 
-@dataclass(frozen=True)
-class PreparedDocument:
-    """A claimed document cut into chunks, waiting for its embeddings."""
-
-    claim: ClaimedDocument
-    chunks: list[Chunk]
-
-
-@dataclass(frozen=True)
-class EmbeddedDocument:
-    """What one turn embedded of a document.
-
-    Attributes:
-        chunks: Every chunk with its vector; None when some still lack one
-            (the document had more than ``worker_chunks_per_turn`` to embed).
-        computed: How many vectors the model computed this turn.
-        to_keep: When ``chunks`` is None, the vectors to keep for the next
-            turns (this turn's, and those reused from the previous chunks), by
-            :func:`text_key`.
-    """
-
-    chunks: list[EmbeddedChunk] | None
-    computed: int
-    to_keep: dict[bytes, str]
-
-
-def text_key(chunk: Chunk) -> bytes:
-    """The SHA-256 of the text a chunk's vector is computed from."""
-    return hashlib.sha256(embedding_text(chunk).encode()).digest()
-
-
 class IngestionWorker:
     """Claims pending documents and indexes them, several to one embedding batch."""
 
@@ -179,10 +144,15 @@ class IngestionWorker:
         lock_key: int = EMBEDDER_LOCK_KEY,
     ) -> None:
         self._database = database
-        self._embeddings = embeddings
         self._model = embedding_model_name
         self._settings = settings
         self._parse_bounds = parse_bounds(settings)
+        self._embedder = ChunkEmbedder(
+            database=database,
+            embeddings=embeddings,
+            model=embedding_model_name,
+            chunks_per_turn=settings.worker_chunks_per_turn,
+        )
         self._chunked: dict[int, tuple[str, list[Chunk]]] = {}
         """The chunks of the large document being sliced, by id: (its hash, chunks)."""
         url = libpq_url(database.engine.url.render_as_string(hide_password=False))
@@ -391,7 +361,9 @@ class IngestionWorker:
         self, batch: list[PreparedDocument]
     ) -> list[IndexResult]:
         try:
-            embedded = await self._embed(batch)
+            embedded = await self._embedder.embed(
+                batch, renew=lambda: self._renew([p.claim for p in batch])
+            )
         except Exception:
             if len(batch) == 1:
                 raise
@@ -502,110 +474,6 @@ class IngestionWorker:
                 logger.warning(
                     "could not renew %s documents", len(claims), exc_info=True
                 )
-
-    async def _embed(
-        self, batch: list[PreparedDocument]
-    ) -> dict[int, EmbeddedDocument]:
-        """Embed this turn's chunks of the batch together.
-
-        Vectors of identical chunks already stored, or kept by the document's
-        earlier slices, are reused. A document with more than
-        ``worker_chunks_per_turn`` chunks still to embed gets that many now.
-
-        Returns:
-            Per document id: its chunks with their vectors (or a slice), and
-            the vectors computed this turn.
-        """
-        async with self._database.service_transaction() as session:
-            gateway = DocumentIndexGateway(session)
-            staged = {
-                p.claim.id: await gateway.staged_keys(p.claim, model=self._model)
-                for p in batch
-            }
-            # A sliced document kept its reusable vectors with its first slice.
-            known = {
-                p.claim.id: {}
-                if staged[p.claim.id]
-                else await gateway.reusable_embeddings(p.claim, model=self._model)
-                for p in batch
-            }
-        todo = {
-            p.claim.id: self._to_embed(p, known[p.claim.id], staged[p.claim.id])
-            for p in batch
-        }
-        missing = [
-            (doc, chunk) for doc, (chunks, _) in todo.items() for chunk in chunks
-        ]
-        fresh: dict[int, dict[bytes, str]] = {p.claim.id: {} for p in batch}
-        for start in range(0, len(missing), EMBED_SLICE):
-            part = missing[start : start + EMBED_SLICE]
-            vectors = await self._embeddings.aembed_documents(
-                [embedding_text(c) for _, c in part]
-            )
-            for (document_id, chunk), vector in zip(part, vectors, strict=True):
-                fresh[document_id][text_key(chunk)] = vector_literal(vector)
-            await self._renew([p.claim for p in batch])
-        return {
-            p.claim.id: await self._assembled(
-                p,
-                known[p.claim.id],
-                fresh[p.claim.id],
-                more_to_embed=todo[p.claim.id][1],
-                has_staged=bool(staged[p.claim.id]),
-            )
-            for p in batch
-        }
-
-    def _to_embed(
-        self,
-        prepared: PreparedDocument,
-        known: Mapping[tuple[str, str], str],
-        staged: set[bytes],
-    ) -> tuple[list[Chunk], bool]:
-        """This turn's chunks to embed (each text once), and whether more remain."""
-        missing: dict[bytes, Chunk] = {}
-        for chunk in prepared.chunks:
-            key = text_key(chunk)
-            if (chunk.heading_path, chunk.content) not in known and key not in staged:
-                missing.setdefault(key, chunk)
-        budget = self._settings.worker_chunks_per_turn
-        return list(missing.values())[:budget], len(missing) > budget
-
-    async def _assembled(
-        self,
-        prepared: PreparedDocument,
-        known: Mapping[tuple[str, str], str],
-        fresh: dict[bytes, str],
-        *,
-        more_to_embed: bool,
-        has_staged: bool,
-    ) -> EmbeddedDocument:
-        """The document's chunks with their vectors, or a slice when some lack one."""
-        if more_to_embed:
-            reused = {
-                text_key(chunk): vector
-                for chunk in prepared.chunks
-                if (vector := known.get((chunk.heading_path, chunk.content)))
-            }
-            return EmbeddedDocument(
-                chunks=None, computed=len(fresh), to_keep=reused | fresh
-            )
-        vectors = dict(fresh)
-        if has_staged:
-            async with self._database.service_transaction() as session:
-                staged = await DocumentIndexGateway(session).staged_embeddings(
-                    prepared.claim, model=self._model
-                )
-            vectors = staged | vectors
-        chunks = [
-            EmbeddedChunk(
-                chunk,
-                known.get((chunk.heading_path, chunk.content))
-                or vectors[text_key(chunk)],
-            )
-            for chunk in prepared.chunks
-        ]
-        return EmbeddedDocument(chunks=chunks, computed=len(fresh), to_keep={})
 
     async def _renew(self, claims: list[ClaimedDocument]) -> set[int]:
         """Renew the claims in one statement; the ids still held."""

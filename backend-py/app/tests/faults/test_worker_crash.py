@@ -19,7 +19,7 @@ pytestmark = pytest.mark.e2e
 
 CHUNK_SIZE = 100
 EMBED_SLICE = 256
-"""Chunks per embeddings request (``ingestion_worker.EMBED_SLICE``)."""
+"""Chunks per embeddings request (``chunk_embedder.EMBED_SLICE``)."""
 LEASE_S = 2
 
 
