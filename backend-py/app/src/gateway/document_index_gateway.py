@@ -25,7 +25,7 @@ COPY_ROWS = 1000
 _FAIL_EXHAUSTED_SQL = text("""
 with failed as (
   update public.documents
-     set status = 'failed',
+     set status = 'failed', index_progress = null,
          error = coalesce(error || ' ', '')
                  || '(indexing did not finish after ' || attempts || ' attempts)'
    where status = 'processing' and next_attempt_at <= now() and attempts >= :max
@@ -111,7 +111,7 @@ select id from public.documents where {_CLAIM_FENCE} for update
 
 _MARK_READY_SQL = text("""
 update public.documents
-   set status = 'ready', error = null, next_attempt_at = now(),
+   set status = 'ready', error = null, next_attempt_at = now(), index_progress = null,
        indexed_hash = :content_hash, embedding_model = :model,
        chunk_count = (select count(*) from public.document_chunks
                        where document_id = :id),
@@ -149,7 +149,8 @@ on conflict do nothing
 _NEXT_TURN_SQL = text(f"""
 update public.documents
    set status = 'pending', attempts = greatest(attempts - 1, 0),
-       next_attempt_at = now(), queue_turn = queue_turn + 1
+       next_attempt_at = now(), queue_turn = queue_turn + 1,
+       index_progress = :progress
  where {_CLAIM_FENCE}
 """)  # noqa: S608 - constant fragment
 
@@ -195,6 +196,7 @@ class _AsyncLines:
 _RECORD_FAILURE_SQL = text(f"""
 update public.documents
    set status = case when attempts >= :max then 'failed' else 'pending' end,
+       index_progress = case when attempts >= :max then null else index_progress end,
        error = :error,
        next_attempt_at = now() + make_interval(secs => :retry_in_s)
  where {_CLAIM_FENCE}
@@ -447,7 +449,12 @@ class DocumentIndexGateway:
         return {bytes(r.text_sha256): r.embedding for r in rows}
 
     async def keep_slice(
-        self, claim: ClaimedDocument, embeddings: Mapping[bytes, str], *, model: str
+        self,
+        claim: ClaimedDocument,
+        embeddings: Mapping[bytes, str],
+        *,
+        model: str,
+        progress: float,
     ) -> bool:
         """Keep a slice's vectors and put the document back one turn later.
 
@@ -456,6 +463,8 @@ class DocumentIndexGateway:
             embeddings: The vectors embedded this turn (pgvector's text form),
                 by the SHA-256 of the text embedded.
             model: The embedding model.
+            progress: The share of its chunks with a vector kept (0 to 1),
+                shown to its owner as ``index_progress``.
 
         Returns:
             False (and nothing written) when the claim no longer holds.
@@ -471,7 +480,9 @@ class DocumentIndexGateway:
                 "embeddings": list(embeddings.values()),
             },
         )
-        await self._session.execute(_NEXT_TURN_SQL, claim.fence())
+        await self._session.execute(
+            _NEXT_TURN_SQL, {**claim.fence(), "progress": progress}
+        )
         return True
 
     async def mark_unchanged_ready(self, claim: ClaimedDocument, *, model: str) -> bool:

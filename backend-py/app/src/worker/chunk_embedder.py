@@ -46,11 +46,14 @@ class EmbeddedDocument:
         to_keep: When ``chunks`` is None, the vectors to keep for the next
             turns (this turn's, and those reused from the previous chunks), by
             :func:`text_key`.
+        progress: When ``chunks`` is None, the share of the document's texts
+            with a vector kept so far (0 to 1).
     """
 
     chunks: list[EmbeddedChunk] | None
     computed: int
     to_keep: dict[bytes, str]
+    progress: float | None = None
 
 
 def text_key(chunk: Chunk) -> bytes:
@@ -129,7 +132,7 @@ class ChunkEmbedder:
                 p,
                 known[p.claim.id],
                 fresh[p.claim.id],
-                more_to_embed=todo[p.claim.id][1],
+                progress=todo[p.claim.id][1],
                 has_staged=bool(staged[p.claim.id]),
             )
             for p in batch
@@ -140,15 +143,24 @@ class ChunkEmbedder:
         prepared: PreparedDocument,
         known: Mapping[tuple[str, str], str],
         staged: set[bytes],
-    ) -> tuple[list[Chunk], bool]:
-        """This turn's chunks to embed (each text once), and whether more remain."""
+    ) -> tuple[list[Chunk], float | None]:
+        """This turn's chunks to embed (each text once).
+
+        Returns:
+            The chunks, and when more remain, the share of the document's
+            texts that will have a vector after this turn (else None).
+        """
         missing: dict[bytes, Chunk] = {}
+        texts: set[bytes] = set()
         for chunk in prepared.chunks:
             key = text_key(chunk)
+            texts.add(key)
             if (chunk.heading_path, chunk.content) not in known and key not in staged:
                 missing.setdefault(key, chunk)
         budget = self._chunks_per_turn
-        return list(missing.values())[:budget], len(missing) > budget
+        if len(missing) <= budget:
+            return list(missing.values()), None
+        return list(missing.values())[:budget], 1 - (len(missing) - budget) / len(texts)
 
     async def _assembled(
         self,
@@ -156,18 +168,21 @@ class ChunkEmbedder:
         known: Mapping[tuple[str, str], str],
         fresh: dict[bytes, str],
         *,
-        more_to_embed: bool,
+        progress: float | None,
         has_staged: bool,
     ) -> EmbeddedDocument:
         """The document's chunks with their vectors, or a slice when some lack one."""
-        if more_to_embed:
+        if progress is not None:
             reused = {
                 text_key(chunk): vector
                 for chunk in prepared.chunks
                 if (vector := known.get((chunk.heading_path, chunk.content)))
             }
             return EmbeddedDocument(
-                chunks=None, computed=len(fresh), to_keep=reused | fresh
+                chunks=None,
+                computed=len(fresh),
+                to_keep=reused | fresh,
+                progress=progress,
             )
         vectors = dict(fresh)
         if has_staged:

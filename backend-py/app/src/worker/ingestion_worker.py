@@ -386,7 +386,10 @@ class IngestionWorker:
         try:
             async with self._database.service_transaction() as session:
                 kept = await DocumentIndexGateway(session).keep_slice(
-                    claim, embedded.to_keep, model=self._model
+                    claim,
+                    embedded.to_keep,
+                    model=self._model,
+                    progress=embedded.progress or 0.0,
                 )
         except Exception as exc:  # noqa: BLE001 - any failure is recorded and retried
             return await self._settle(claim, exc)

@@ -3,6 +3,7 @@
 import uuid
 from typing import Any
 
+import httpx
 import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -371,3 +372,28 @@ async def test_a_users_document_larger_than_the_api_takes_is_not_indexed(
             "too large to index: a document may hold 4096 bytes of text, "
             "and a file 1024 bytes"
         )
+
+
+async def test_its_owner_sees_how_far_a_large_document_is_indexed(
+    auth_client: httpx.AsyncClient,
+    slicing_worker: IngestionWorker,
+    slicing_settings: Settings,
+) -> None:
+    created = await auth_client.post(
+        "/api/documents", json={"title": "Kitchen garden", "content": LARGE}
+    )
+    assert created.status_code == 202, created.text
+    url = f"/api/documents/{created.json()['id']}"
+    assert created.json()["index_progress"] is None
+
+    await slicing_worker.run_once()
+    sliced = (await auth_client.get(url)).json()
+    await run_all(slicing_worker)
+    ready = (await auth_client.get(url)).json()
+
+    total = chunk_count(slicing_settings, LARGE)
+    assert sliced["status"] == "pending"
+    assert sliced["index_progress"] == pytest.approx(PER_TURN / total)
+    assert (ready["status"], ready["index_progress"]) == ("ready", None)
+    listed = (await auth_client.get("/api/documents")).json()["items"]
+    assert listed[0]["index_progress"] is None

@@ -91,7 +91,7 @@ NULLABLE = {
     "PersonaOut": {"model", "temperature", "max_tokens", "owner_id"},
     "DocumentOut": {
         *("source", "chat_room_id", "owner_id", "error"),
-        *("embedding_model", "content_hash"),
+        *("embedding_model", "content_hash", "index_progress"),
     },
     "DocumentList": set(),
     "SearchHit": {"pages", "span"},

@@ -48,6 +48,10 @@ class DocumentOut(BaseModel):
     error: str | None
     attempts: int
     chunk_count: int
+    index_progress: float | None = Field(
+        description="While a large document is indexed a slice at a time: the "
+        "share of its chunks embedded so far (0 to 1); null otherwise.",
+    )
     embedding_model: str | None
     content_hash: str | None
     created_at: datetime.datetime

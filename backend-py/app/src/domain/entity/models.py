@@ -220,6 +220,7 @@ class UserProfiles(SQLModel, table=True):
 
 class Documents(SQLModel, table=True):
     __table_args__ = (
+        CheckConstraint('index_progress >= 0::double precision AND index_progress <= 1::double precision', name='documents_index_progress_check'),
         CheckConstraint('queue_turn >= 0', name='documents_queue_turn_check'),
         CheckConstraint("status = ANY (ARRAY['pending'::text, 'processing'::text, 'ready'::text, 'failed'::text])", name='documents_status_check'),
         CheckConstraint("visibility <> 'room'::text OR chat_room_id IS NOT NULL", name='documents_room_visibility_needs_room'),
@@ -263,6 +264,7 @@ class Documents(SQLModel, table=True):
     original: Optional[bytes] = Field(default=None, sa_column=Column('original', LargeBinary, comment='The uploaded file (PDF or HTML) until the worker has extracted its text into content; NULL for text documents and once extracted. A document with an original is parsed before it is chunked.'))
     original_sha256: Optional[str] = Field(default=None, sa_column=Column('original_sha256', Text, comment='sha256 (hex) of the uploaded file, set by the API: the same file uploaded again to the same place is the same document. Kept after extraction.'))
     centroid: Optional[object] = Field(default=None, sa_column=Column('centroid', VECTOR(384), comment="The mean of the embeddings of the document's chunks (of its embedding_model), for the page leg of public.hybrid_search; written with the chunks (and by make reembed); NULL without chunks."))
+    index_progress: Optional[float] = Field(default=None, sa_column=Column('index_progress', REAL, comment='While a large document is indexed a slice per turn: the share of its chunks embedded so far (0 to 1). NULL otherwise. Written by the indexing worker.'))
 
     chat_room: Optional['ChatRooms'] = Relationship(back_populates='documents')
     owner: Optional['GeneralUsers'] = Relationship(back_populates='documents')
