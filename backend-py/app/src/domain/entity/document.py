@@ -4,7 +4,7 @@ import datetime
 import uuid
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from src.domain.entity.chat import PageRange, TextSpan
 from src.domain.entity.request import RequestModel, RowId
@@ -56,6 +56,12 @@ class DocumentOut(BaseModel):
     content_hash: str | None
     created_at: datetime.datetime
     updated_at: datetime.datetime
+
+    @field_validator("index_progress")
+    @classmethod
+    def _to_a_thousandth(cls, progress: float | None) -> float | None:
+        # Stored as a 4-byte real: 0.0333 rather than 0.03327786922454834.
+        return None if progress is None else round(progress, 3)
 
 
 class DocumentList(BaseModel):
