@@ -53,7 +53,7 @@ def large_text(size_bytes: int) -> str:
 
 
 async def insert(database: Database, owner: uuid.UUID, title: str, content: str) -> int:
-    """Store a user's document as the API does (pending, queued for the worker)."""
+    """A user's document, pending as an upload leaves it (written as the service)."""
     async with database.service_transaction() as session:
         row = await session.execute(
             text(

@@ -313,6 +313,9 @@ class DocumentSizeLimits:
     file_bytes: int
 
 
+UNLIMITED = DocumentSizeLimits(text_bytes=2**63 - 1, file_bytes=2**63 - 1)
+
+
 @dataclass(frozen=True)
 class EmbeddedChunk:
     """A chunk with its embedding in pgvector's text form."""
@@ -333,7 +336,7 @@ class DocumentIndexGateway:
         lease_s: float,
         max_attempts: int,
         only_ids: Sequence[int] | None = None,
-        user_limits: DocumentSizeLimits | None = None,
+        user_limits: DocumentSizeLimits = UNLIMITED,
     ) -> ClaimedDocument | None:
         """Claim the next due document (pending, or processing with a stale claim).
 
@@ -344,7 +347,7 @@ class DocumentIndexGateway:
             max_attempts: Attempts after which a stale claim is given up.
             only_ids: Restrict the claim to these documents.
             user_limits: The most a user's document may hold; one over them is
-                claimed ``too_large``, unread. None: no limit.
+                claimed ``too_large``, unread.
 
         Returns:
             The claimed document, or None when nothing is due.
@@ -357,8 +360,8 @@ class DocumentIndexGateway:
                 {
                     "lease_s": lease_s,
                     "only_ids": ids,
-                    "max_text_bytes": user_limits.text_bytes if user_limits else None,
-                    "max_file_bytes": user_limits.file_bytes if user_limits else None,
+                    "max_text_bytes": user_limits.text_bytes,
+                    "max_file_bytes": user_limits.file_bytes,
                 },
             )
         ).first()

@@ -9,6 +9,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from src.domain.service.chunking import Chunk, chunk_text
+from src.gateway.document_index_gateway import DocumentIndexGateway
 from src.infra.db_client import Database
 from src.infra.embeddings.minilm import MiniLMEmbeddings
 from src.settings import Settings
@@ -397,3 +398,19 @@ async def test_its_owner_sees_how_far_a_large_document_is_indexed(
     assert (ready["status"], ready["index_progress"]) == ("ready", None)
     listed = (await auth_client.get("/api/documents")).json()["items"]
     assert listed[0]["index_progress"] is None
+
+
+async def test_a_claim_without_limits_reads_a_users_document(
+    connection: AsyncConnection, database: Database
+) -> None:
+    """The limits are the worker's: the gateway alone reads what it claims."""
+    owner = await create_user(connection)
+    doc = await insert_document(connection, owner_id=owner, title="L", content=LARGE)
+
+    async with database.service_transaction() as session:
+        claim = await DocumentIndexGateway(session).claim_next(
+            lease_s=30, max_attempts=3, only_ids=[doc]
+        )
+
+    assert claim is not None
+    assert (claim.content, claim.too_large) == (LARGE, False)
